@@ -1,0 +1,46 @@
+"""hposcale's search layer: studies, their trials, and (as they land) the search algorithms.
+
+The Python API mirrors Optuna's where it can::
+
+    import hpo
+    study = hpo.create_study("lr-sweep", storage="sqlite:///hpo.db", load_if_exists=True)
+    study.enqueue({"lr": 3e-3, "batch_size": 64})
+    trial = study.claim()
+    study.report(trial, budget=100, value=3.1)
+    study.complete(trial, 2.9)
+    print(study.best_trial.params)
+"""
+
+from db.errors import (
+    DuplicateStudyError,
+    SchemaVersionError,
+    StorageUnreachableError,
+    StorageURLError,
+    StoreError,
+    StudyNotFoundError,
+    TrialNotHeldError,
+)
+from db.models import Direction, TrialState
+from db.records import FrozenTrial
+from hpo.heartbeat import Heartbeat
+from hpo.study import Study, create_study, default_worker_id, delete_study, list_studies, load_study
+
+__all__ = [
+    "Direction",
+    "DuplicateStudyError",
+    "FrozenTrial",
+    "Heartbeat",
+    "SchemaVersionError",
+    "StorageURLError",
+    "StorageUnreachableError",
+    "StoreError",
+    "Study",
+    "StudyNotFoundError",
+    "TrialNotHeldError",
+    "TrialState",
+    "create_study",
+    "default_worker_id",
+    "delete_study",
+    "list_studies",
+    "load_study",
+]

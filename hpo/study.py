@@ -1,0 +1,268 @@
+"""Studies as users hold them: the Optuna-style facade over the study store.
+
+``create_study(name, storage=..., load_if_exists=True)`` is safe to call from every worker at
+once; the objects returned are thin handles (name, id, settings) and every read goes to the
+store, so a handle in one process sees what workers in other processes did.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from db.errors import DuplicateStudyError, StoreError
+from db.models import Direction, TrialState
+from db.records import FrozenTrial, StudyRecord
+from db.store import Recovery, Store, StudySummary, open_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def default_worker_id() -> str:
+    """``host:pid``: unique per process across a cluster, readable in the dashboard."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Study:
+    """A handle on one study in a store."""
+
+    def __init__(self, store: Store, record: StudyRecord) -> None:
+        self._store = store
+        self._record = record
+        self._last_recovery = 0.0
+
+    # ------------------------------------------------------------ description
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def id(self) -> int:
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def direction(self) -> Direction:
+        return self._record.direction
+
+    @property
+    def search_space(self) -> dict[str, Any] | None:
+        return self._record.search_space
+
+    @property
+    def objective(self) -> str | None:
+        return self._record.objective
+
+    @property
+    def algorithm(self) -> str:
+        return self._record.algorithm
+
+    @property
+    def algorithm_settings(self) -> dict[str, Any]:
+        return self._record.algorithm_settings
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        return self._record.tags
+
+    @property
+    def sweep(self) -> str | None:
+        return self._record.sweep
+
+    @property
+    def record(self) -> StudyRecord:
+        return self._record
+
+    def __repr__(self) -> str:
+        return f"Study(name={self.name!r}, storage={self._store.display_url!r})"
+
+    # ---------------------------------------------------------------- reading
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        """Every trial, in number order, with its intermediate values."""
+        return self._store.trials(self.id)
+
+    def get_trials(
+        self, states: Sequence[TrialState] | None = None, *, with_intermediate: bool = True
+    ) -> list[FrozenTrial]:
+        return self._store.trials(self.id, states=states, with_intermediate=with_intermediate)
+
+    def trial(self, number: int) -> FrozenTrial:
+        return self._store.trial(self.id, number)
+
+    @property
+    def best_trial(self) -> FrozenTrial:
+        """The completed trial with the best value (lowest when minimizing)."""
+        best = self._store.best_trial(self.id, self.direction)
+        if best is None:
+            raise StoreError(f"study {self.name!r} has no completed trial yet")
+        return best
+
+    @property
+    def best_value(self) -> float:
+        value = self.best_trial.value
+        assert value is not None
+        return value
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        return self.best_trial.params
+
+    def counts(self) -> dict[TrialState, int]:
+        return self._store.count_by_state(self.id)
+
+    # ---------------------------------------------------------------- queuing
+
+    def enqueue(
+        self,
+        params: Mapping[str, Any],
+        *,
+        budget: float | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Queue one configuration to be run next; returns its trial number."""
+        return self._store.enqueue(self.id, [params], budget=budget, attrs=attrs)[0]
+
+    def enqueue_many(
+        self, params: Sequence[Mapping[str, Any]], *, budget: float | None = None
+    ) -> list[int]:
+        """Queue many configurations in one transaction."""
+        return self._store.enqueue(self.id, params, budget=budget)
+
+    # ---------------------------------------------------------- worker's side
+
+    def claim(self, worker_id: str | None = None) -> FrozenTrial | None:
+        """Take the next queued trial for this worker; None when the queue is empty.
+
+        Before claiming, stale running trials are recovered (at most once per half heartbeat
+        timeout per handle), so a study whose workers died heals as soon as any worker asks.
+        """
+        if time.monotonic() - self._last_recovery > self._record.heartbeat_timeout / 2:
+            self.recover_stale()
+        return self._store.claim(self.id, worker_id or default_worker_id())
+
+    def recover_stale(self) -> Recovery:
+        """Re-queue (or fail, when out of retries) running trials whose worker went silent."""
+        self._last_recovery = time.monotonic()
+        return self._store.recover_stale(self.id)
+
+    def report(self, trial: FrozenTrial, budget: float, value: float) -> None:
+        """Record the value at ``budget`` for a trial this worker holds (also a heartbeat)."""
+        self._store.report(trial.id, _holder(trial), budget, value)
+
+    def heartbeat(self, trial: FrozenTrial) -> None:
+        self._store.heartbeat(trial.id, _holder(trial))
+
+    def complete(self, trial: FrozenTrial, value: float) -> TrialState:
+        """Finish a trial with its final value; a NaN or infinite value marks it diverged."""
+        value = float(value)
+        if not math.isfinite(value):
+            self._store.finish(
+                trial.id, _holder(trial), TrialState.DIVERGED, error=f"objective returned {value}"
+            )
+            return TrialState.DIVERGED
+        self._store.finish(trial.id, _holder(trial), TrialState.COMPLETED, value=value)
+        return TrialState.COMPLETED
+
+    def prune(self, trial: FrozenTrial, value: float | None = None) -> None:
+        """Stop a trial early (the algorithm said so), keeping its last value."""
+        self._store.finish(trial.id, _holder(trial), TrialState.PRUNED, value=value)
+
+    def fail(self, trial: FrozenTrial, error: str) -> None:
+        self._store.finish(trial.id, _holder(trial), TrialState.FAILED, error=error)
+
+    def diverge(self, trial: FrozenTrial, reason: str) -> None:
+        self._store.finish(trial.id, _holder(trial), TrialState.DIVERGED, error=reason)
+
+    # ---------------------------------------------------------------- export
+
+    def to_dataframe(self) -> "pd.DataFrame":
+        """One row per trial: number, state, value, budget, ``params_<name>`` columns, timing."""
+        from hpo.export import trials_dataframe
+
+        return trials_dataframe(self.trials)
+
+    def to_csv(self, path: str | Path) -> None:
+        self.to_dataframe().to_csv(path, index=False)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The study and all its trials (with intermediate values) as one JSON document."""
+        from hpo.export import study_json
+
+        text = study_json(self._record, self.trials)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+
+def _holder(trial: FrozenTrial) -> str:
+    if trial.worker_id is None:
+        raise StoreError(f"trial {trial.number} is not held by any worker; claim it first")
+    return trial.worker_id
+
+
+def create_study(
+    name: str,
+    storage: str | Store | None = None,
+    *,
+    direction: Direction | str = Direction.MINIMIZE,
+    load_if_exists: bool = False,
+    search_space: Mapping[str, Any] | None = None,
+    objective: str | None = None,
+    algorithm: str = "random",
+    algorithm_settings: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    sweep: str | None = None,
+    heartbeat_timeout: float = 60.0,
+    max_retries: int = 2,
+) -> Study:
+    """Create a study in ``storage`` (a URL; default ``$HPO_STORAGE``, else ``sqlite:///hpo.db``).
+
+    With ``load_if_exists=True`` every worker can run the same call: the first creates the
+    study, the others load it.
+    """
+    store = open_store(storage)
+    try:
+        record = store.create_study(
+            name,
+            direction=direction,
+            objective=objective,
+            search_space=search_space,
+            algorithm=algorithm,
+            algorithm_settings=algorithm_settings,
+            tags=tags,
+            sweep=sweep,
+            heartbeat_timeout=heartbeat_timeout,
+            max_retries=max_retries,
+        )
+    except DuplicateStudyError:
+        if not load_if_exists:
+            raise
+        record = store.get_study(name)
+    return Study(store, record)
+
+
+def load_study(name: str, storage: str | Store | None = None) -> Study:
+    """The study of that name; :class:`db.errors.StudyNotFoundError` if there is none."""
+    store = open_store(storage)
+    return Study(store, store.get_study(name))
+
+
+def delete_study(name: str, storage: str | Store | None = None) -> None:
+    open_store(storage).delete_study(name)
+
+
+def list_studies(storage: str | Store | None = None, *, sweep: str | None = None) -> list[StudySummary]:
+    """Every study with its counts by state, best value and last activity."""
+    return open_store(storage).list_studies(sweep=sweep)
