@@ -1,0 +1,65 @@
+"""Schema migrations: empty databases are upgraded once, the migrated schema is exactly the
+ORM's, and databases from a newer hposcale are refused with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from db.engine import resolve_url
+from db.migrate import head_revision
+from db.models import Base
+from db.store import Store
+from hpo import SchemaVersionError
+
+
+def test_migrated_schema_matches_the_models(storage_url: str) -> None:
+    store = Store(storage_url)
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    store.close()
+    assert diff == []
+    assert revision == head_revision()
+
+
+def test_a_newer_schema_is_refused(storage_url: str) -> None:
+    Store(storage_url).close()
+    engine = create_engine(resolve_url(storage_url))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    with pytest.raises(SchemaVersionError, match="'9999_future'.*newer hposcale: upgrade hposcale"):
+        Store(storage_url)
+
+
+def test_foreign_tables_without_a_revision_are_refused(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE studies (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+    with pytest.raises(SchemaVersionError, match="holds hposcale tables \\(studies\\) but no schema revision"):
+        Store(sqlite_url)
+
+
+CREATE_FROM_MANY = """
+import sys
+from hpo import create_study
+study = create_study("race", sys.argv[1], load_if_exists=True)
+print(study.id)
+"""
+
+
+def test_concurrent_first_use_upgrades_once(storage_url: str) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CREATE_FROM_MANY, storage_url], stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    ids = {proc.communicate(timeout=120)[0].strip() for proc in procs}
+    assert all(proc.returncode == 0 for proc in procs)
+    assert len(ids) == 1, "every process got the same study"

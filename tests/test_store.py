@@ -1,0 +1,201 @@
+"""The study store's operations, on a real SQLite file and a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+import hpo
+from db.store import open_store, utcnow
+from hpo import (
+    Direction,
+    DuplicateStudyError,
+    StoreError,
+    StudyNotFoundError,
+    TrialNotHeldError,
+    TrialState,
+    create_study,
+    load_study,
+)
+
+
+def test_create_load_and_duplicate(storage_url: str) -> None:
+    study = create_study(
+        "s1", storage_url, direction="maximize", search_space={"lr": {"type": "float"}},
+        algorithm="dehb", algorithm_settings={"eta": 3}, tags={"width": 256}, sweep="widths",
+    )
+    loaded = load_study("s1", storage_url)
+    assert loaded.id == study.id
+    assert loaded.direction is Direction.MAXIMIZE
+    assert loaded.algorithm_settings == {"eta": 3}
+    assert loaded.tags == {"width": 256} and loaded.sweep == "widths"
+    with pytest.raises(DuplicateStudyError, match="'s1' already exists"):
+        create_study("s1", storage_url)
+    assert create_study("s1", storage_url, load_if_exists=True).id == study.id
+    with pytest.raises(StudyNotFoundError, match="unknown study 'nope'"):
+        load_study("nope", storage_url)
+    with pytest.raises(StoreError, match="direction 'up' is invalid"):
+        create_study("s2", storage_url, direction="up")
+
+
+def test_claim_order_and_exclusivity(storage_url: str) -> None:
+    study = create_study("q", storage_url)
+    assert study.enqueue_many([{"x": i} for i in range(3)], budget=9) == [0, 1, 2]
+    first, second = study.claim("a"), study.claim("b")
+    assert (first.number, first.worker_id, first.attempts, first.budget) == (0, "a", 1, 9.0)
+    assert second.number == 1 and first.state is TrialState.RUNNING
+    study.claim("c")
+    assert study.claim("d") is None
+    assert study.counts()[TrialState.RUNNING] == 3
+
+
+def test_reports_complete_and_values(storage_url: str) -> None:
+    study = create_study("r", storage_url)
+    study.enqueue({"x": 1})
+    trial = study.claim("w")
+    study.report(trial, 1, 5.0)
+    study.report(trial, 1, 4.0)  # one row per budget: the later value wins
+    study.report(trial, 3, float("nan"))
+    assert study.complete(trial, 2.5) is TrialState.COMPLETED
+    stored = study.trial(trial.number)
+    assert stored.value == 2.5 and stored.state is TrialState.COMPLETED
+    assert list(stored.intermediate_values) == [1.0, 3.0]
+    assert stored.intermediate_values[1.0] == 4.0 and math.isnan(stored.intermediate_values[3.0])
+    assert stored.finished_at is not None and stored.duration_s >= 0
+    with pytest.raises(TrialNotHeldError, match="trial 0 is completed"):
+        study.complete(trial, 1.0)
+    with pytest.raises(TrialNotHeldError):
+        study.report(trial, 5, 1.0)
+
+
+def test_non_finite_values_mark_divergence_and_failures_keep_errors(storage_url: str) -> None:
+    study = create_study("d", storage_url)
+    study.enqueue_many([{"x": 1}, {"x": 2}, {"x": 3}])
+    a, b, c = study.claim("w"), study.claim("w"), study.claim("w")
+    assert study.complete(a, float("inf")) is TrialState.DIVERGED
+    study.fail(b, "Traceback ...\nRuntimeError: out of memory")
+    study.prune(c, 7.0)
+    trials = study.trials
+    assert [t.state for t in trials] == [TrialState.DIVERGED, TrialState.FAILED, TrialState.PRUNED]
+    assert trials[0].value is None and "inf" in trials[0].error
+    assert "out of memory" in trials[1].error
+    assert trials[2].value == 7.0
+    with pytest.raises(StoreError, match="no completed trial"):
+        study.best_trial
+
+
+def test_only_the_holder_may_report(storage_url: str) -> None:
+    study = create_study("h", storage_url)
+    study.enqueue({"x": 1})
+    trial = study.claim("owner")
+    impostor = type(trial)(**{**trial.__dict__, "worker_id": "impostor"})
+    with pytest.raises(TrialNotHeldError, match="held by worker 'owner'"):
+        study.report(impostor, 1, 0.0)
+    assert study.trial(0).intermediate_values == {}
+
+
+@pytest.mark.parametrize("direction,best", [("minimize", 1.0), ("maximize", 3.0)])
+def test_best_trial_follows_direction(storage_url: str, direction: str, best: float) -> None:
+    study = create_study("b", storage_url, direction=direction)
+    study.enqueue_many([{"x": v} for v in (2.0, 1.0, 3.0)])
+    while (trial := study.claim("w")) is not None:
+        study.complete(trial, trial.params["x"])
+    assert study.best_value == best
+    assert study.best_params == {"x": best}
+
+
+def test_stale_trials_are_requeued_then_failed(storage_url: str) -> None:
+    study = create_study("stale", storage_url, heartbeat_timeout=5, max_retries=1)
+    study.enqueue({"x": 1})
+    store = open_store(storage_url)
+    trial = study.claim("w1")
+    assert store.recover_stale(study.id).requeued == ()  # fresh heartbeat: left alone
+    later = utcnow() + timedelta(seconds=6)
+    assert store.recover_stale(study.id, now=later).requeued == (0,)
+    requeued = study.trial(0)
+    assert requeued.state is TrialState.QUEUED and requeued.worker_id is None
+    assert "worker 'w1' sent no heartbeat" in requeued.error
+    with pytest.raises(TrialNotHeldError, match="queued"):
+        study.complete(trial, 1.0)  # the lost worker's late result is refused
+
+    second = study.claim("w2")
+    assert second.number == 0 and second.attempts == 2
+    recovery = store.recover_stale(study.id, now=utcnow() + timedelta(seconds=6))
+    assert recovery.failed == (0,) and recovery.requeued == ()
+    failed = study.trial(0)
+    assert failed.state is TrialState.FAILED
+    assert "failed after 2 attempts (max_retries=1)" in failed.error
+
+
+def test_heartbeat_thread_keeps_a_long_trial_alive(storage_url: str) -> None:
+    import time
+
+    study = create_study("beat", storage_url, heartbeat_timeout=0.6)
+    study.enqueue({"x": 1})
+    trial = study.claim("w")
+    with hpo.Heartbeat(study.store, trial, interval=0.1) as beat:
+        time.sleep(1.5)
+        assert study.recover_stale().requeued == ()
+    assert beat.lost is None
+    time.sleep(0.8)
+    assert study.recover_stale().requeued == (0,)
+
+
+def test_delete_removes_trials_and_values(storage_url: str) -> None:
+    study = create_study("gone", storage_url)
+    study.enqueue({"x": 1})
+    trial = study.claim("w")
+    study.report(trial, 1, 1.0)
+    hpo.delete_study("gone", storage_url)
+    with pytest.raises(StudyNotFoundError):
+        load_study("gone", storage_url)
+    again = create_study("gone", storage_url)
+    assert again.trials == []
+    with study.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM intermediate_values").scalar() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM trials").scalar() == 0
+
+
+def test_sweeps_group_studies_and_listing_counts(storage_url: str) -> None:
+    for width in (64, 128):
+        s = create_study(f"w{width}", storage_url, sweep="mup", tags={"width": width})
+        s.enqueue_many([{"x": 1.0}, {"x": 2.0}])
+        t = s.claim("w")
+        s.complete(t, width / 100)
+    create_study("other", storage_url)
+    summaries = hpo.list_studies(storage_url, sweep="mup")
+    assert [s.study.name for s in summaries] == ["w64", "w128"]
+    assert summaries[0].counts[TrialState.COMPLETED] == 1 and summaries[0].counts[TrialState.QUEUED] == 1
+    assert summaries[1].best_value == 1.28 and summaries[1].n_trials == 2
+    assert summaries[0].last_activity is not None
+    assert len(hpo.list_studies(storage_url)) == 3
+
+
+def test_exports(storage_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    study = create_study("ex", storage_url)
+    study.enqueue_many([{"lr": 0.1, "bs": 32}, {"lr": 0.01, "bs": 64}])
+    t = study.claim("w")
+    study.report(t, 10, 3.0)
+    study.complete(t, 2.0)
+    frame = study.to_dataframe()
+    assert list(frame["number"]) == [0, 1]
+    assert list(frame["state"]) == ["completed", "queued"]
+    assert list(frame["params_lr"]) == [0.1, 0.01] and "params_bs" in frame
+    study.to_csv(tmp_path / "t.csv")
+    assert pd.read_csv(tmp_path / "t.csv")["value"].iloc[0] == 2.0
+    doc = json.loads(study.to_json(tmp_path / "t.json"))
+    assert doc["study"]["name"] == "ex"
+    assert doc["trials"][0]["intermediate_values"] == [{"budget": 10.0, "value": 3.0}]
+    assert json.loads((tmp_path / "t.json").read_text()) == doc
+
+
+def test_numpy_params_are_stored_as_plain_numbers(storage_url: str) -> None:
+    import numpy as np
+
+    study = create_study("np", storage_url)
+    study.enqueue({"lr": np.float64(0.5), "layers": np.int64(4), "dims": (1, 2)})
+    assert study.trial(0).params == {"lr": 0.5, "layers": 4, "dims": [1, 2]}
