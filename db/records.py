@@ -6,7 +6,6 @@ cannot lazily hit a database that another process is writing.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,6 +75,3 @@ class FrozenTrial:
         """The largest budget this trial reported a value at."""
         return max(self.intermediate_values) if self.intermediate_values else None
 
-
-def nan_if_none(value: float | None) -> float:
-    return math.nan if value is None else value

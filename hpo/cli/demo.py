@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from db.models import TrialState
 from hpo.cli.options import StorageOption, console
-from db.errors import StudyNotFoundError
+from db.errors import StoreError, StudyNotFoundError
 from hpo.study import Study, create_study, delete_study, load_study
 from workers.queue_worker import Report, drain_queue
 from workers.synthetic import BRANIN_BOUNDS, BRANIN_OPTIMUM, branin_cost, branin_mf
@@ -106,7 +106,7 @@ def _run_workers(study: Study, n_workers: int, n_trials: int) -> None:
 def _best(study: Study) -> str:
     try:
         return f"{study.best_value:.4f}"
-    except Exception:
+    except StoreError:  # no trial completed yet
         return "-"
 
 

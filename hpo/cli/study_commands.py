@@ -13,11 +13,10 @@ import typer
 from rich.table import Table
 
 from db.models import Direction, TrialState
-from db.records import FrozenTrial
 from hpo.cli.errors import CLIError
 from hpo.cli.options import StorageOption, console, parse_key_values, read_mapping_file
 from hpo.export import study_dict
-from hpo.study import Study, create_study, delete_study, list_studies, load_study
+from hpo.study import create_study, delete_study, list_studies, load_study
 
 study_app = typer.Typer(help="Create, inspect and export studies.", no_args_is_help=True)
 
@@ -131,7 +130,8 @@ def show_command(
     if not trials:
         console.print("  no completed trial yet")
         return
-    best_first = sorted(trials, key=_value_key(study))[:top]
+    sign = 1.0 if study.direction is Direction.MINIMIZE else -1.0
+    best_first = sorted(trials, key=lambda t: (sign * (t.value or 0.0), t.number))[:top]
     table = Table(title=f"best {len(best_first)} of {len(trials)} completed trials", box=None, header_style="bold")
     param_names = sorted({p for t in best_first for p in t.params})
     for column in ("#", "value", "budget", *param_names, "worker", "s"):
@@ -146,16 +146,6 @@ def show_command(
             _fmt(t.duration_s),
         )
     console.print(table)
-
-
-def _value_key(study: Study):  # type: ignore[no-untyped-def]
-    sign = 1.0 if study.direction is Direction.MINIMIZE else -1.0
-
-    def key(trial: FrozenTrial) -> tuple[float, int]:
-        assert trial.value is not None
-        return (sign * trial.value, trial.number)
-
-    return key
 
 
 @study_app.command("delete")
