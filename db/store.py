@@ -81,6 +81,14 @@ _CLAIM = (
     )
     .returning(*_TRIAL_COLUMNS)
 )
+_ANY_QUEUED = (
+    select(Trial.id)
+    .where(Trial.study_id == bindparam("study"), Trial.state == TrialState.QUEUED.value)
+    .limit(1)
+)
+# PostgreSQL's FOR UPDATE with LIMIT may return no row while queued rows remain (the row it
+# picked was claimed under it); a claim then looks again, this many times at most.
+_CLAIM_ATTEMPTS = 20
 _HELD = (
     Trial.id == bindparam("trial"),
     Trial.state == TrialState.RUNNING.value,
@@ -452,11 +460,16 @@ class Store:
     @_translate_db_errors
     def claim(self, study_id: int, worker_id: str) -> FrozenTrial | None:
         """Atomically hand the lowest-numbered queued trial to ``worker_id``; None if none is queued."""
-        with self._write(single_statement=True) as conn:
-            row = conn.execute(
-                _CLAIM, {"study": study_id, "worker": worker_id, "now": utcnow()}
-            ).one_or_none()
-        return None if row is None else _trial(row)
+        for _ in range(_CLAIM_ATTEMPTS):
+            with self._write(single_statement=True) as conn:
+                row = conn.execute(
+                    _CLAIM, {"study": study_id, "worker": worker_id, "now": utcnow()}
+                ).one_or_none()
+                if row is not None:
+                    return _trial(row)
+                if conn.execute(_ANY_QUEUED, {"study": study_id}).first() is None:
+                    return None
+        return None
 
     @_translate_db_errors
     def report(self, trial_id: int, worker_id: str, budget: float, value: float) -> None:
