@@ -23,7 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
@@ -157,6 +167,16 @@ class StudySummary:
     @property
     def n_trials(self) -> int:
         return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class NewTrial:
+    """A trial an algorithm decided to run: see :meth:`Store.propose`."""
+
+    params: dict[str, Any]
+    budget: float | None
+    attrs: dict[str, Any]
+    config_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -417,19 +437,32 @@ class Store:
         return list(range(first, first + len(params)))
 
     @_translate_db_errors
-    def create_running(
+    def propose(
         self,
         study_id: int,
-        params: Mapping[str, Any],
         worker_id: str,
-        *,
-        budget: float | None = None,
-        attrs: Mapping[str, Any] | None = None,
-        config_hash: str | None = None,
-    ) -> FrozenTrial:
-        """Create a trial already held by ``worker_id``: what an algorithm's ask() hands out."""
-        now = utcnow()
+        decide: Callable[[list[FrozenTrial]], NewTrial | None],
+        history: HistoryCache | None = None,
+    ) -> FrozenTrial | None:
+        """Let ``decide`` choose the next trial from the study's history, and hand it to
+        ``worker_id``, all under the study's lock.
+
+        Holding the lock from reading the history to inserting the trial is what makes a
+        stateless algorithm safe with many workers: no two asks decide from the same history.
+        (SQLite: the write lock; PostgreSQL: the study's row, locked FOR UPDATE.) A
+        ``history`` cache kept across asks reads only what changed since the last one.
+        """
         with self._write() as conn:
+            conn.execute(select(Study.id).where(Study.id == study_id).with_for_update())
+            trials = (
+                history.refresh(conn, study_id)
+                if history is not None
+                else _read_trials(conn, study_id, None, with_intermediate=False)
+            )
+            new = decide(trials)
+            if new is None:
+                return None
+            now = utcnow()
             number = self._allocate_numbers(conn, study_id, 1)
             row = conn.execute(
                 insert(Trial)
@@ -437,10 +470,10 @@ class Store:
                     study_id=study_id,
                     number=number,
                     state=TrialState.RUNNING.value,
-                    params=_json_safe(dict(params)),
-                    config_hash=config_hash,
-                    budget=budget,
-                    attrs=_json_safe(dict(attrs or {})),
+                    params=_json_safe(new.params),
+                    config_hash=new.config_hash,
+                    budget=new.budget,
+                    attrs=_json_safe(new.attrs),
                     worker_id=worker_id,
                     attempts=1,
                     created_at=now,
@@ -450,6 +483,19 @@ class Store:
                 .returning(*_TRIAL_COLUMNS)
             ).one()
         return _trial(row)
+
+    @_translate_db_errors
+    def values_at(self, study_id: int, budget: float, *, exclude_trial: int | None = None) -> list[float]:
+        """Every value the study's trials reported at ``budget`` (NaN ones left out)."""
+        query = (
+            select(IntermediateValue.value)
+            .join(Trial, Trial.id == IntermediateValue.trial_id)
+            .where(Trial.study_id == study_id, IntermediateValue.budget == float(budget), IntermediateValue.value.is_not(None))
+        )
+        if exclude_trial is not None:
+            query = query.where(Trial.id != exclude_trial)
+        with self._read() as conn:
+            return [v for (v,) in conn.execute(query)]
 
     def _allocate_numbers(self, conn: Connection, study_id: int, n: int) -> int:
         end = conn.execute(_ALLOCATE, {"study": study_id, "n": n}).scalar_one_or_none()
@@ -611,22 +657,8 @@ class Store:
         with_intermediate: bool = True,
     ) -> list[FrozenTrial]:
         """The study's trials in number order, as one consistent snapshot."""
-        query = select(Trial.__table__).where(Trial.study_id == study_id).order_by(Trial.number)
-        if states is not None:
-            query = query.where(Trial.state.in_([s.value for s in states]))
         with self._read() as conn:
-            rows = conn.execute(query).all()
-            curves: dict[int, dict[float, float]] = {}
-            if with_intermediate and rows:
-                ivs = select(IntermediateValue.trial_id, IntermediateValue.budget, IntermediateValue.value).join(
-                    Trial, Trial.id == IntermediateValue.trial_id
-                )
-                ivs = ivs.where(Trial.study_id == study_id).order_by(
-                    IntermediateValue.trial_id, IntermediateValue.budget
-                )
-                for trial_id, budget, value in conn.execute(ivs):
-                    curves.setdefault(trial_id, {})[budget] = math.nan if value is None else value
-        return [_trial(row, curves.get(row.id, {})) for row in rows]
+            return _read_trials(conn, study_id, states, with_intermediate)
 
     @_translate_db_errors
     def trial(self, study_id: int, number: int) -> FrozenTrial:
@@ -717,6 +749,60 @@ def _trial(row: Row[Any], curve: dict[float, float] | None = None) -> FrozenTria
     data = dict(row._mapping)
     data["state"] = TrialState(data["state"])
     return FrozenTrial(**data, intermediate_values=curve or {})
+
+
+def _read_trials(
+    conn: Connection, study_id: int, states: Sequence[TrialState] | None, with_intermediate: bool
+) -> list[FrozenTrial]:
+    query = select(Trial.__table__).where(Trial.study_id == study_id).order_by(Trial.number)
+    if states is not None:
+        query = query.where(Trial.state.in_([s.value for s in states]))
+    rows = conn.execute(query).all()
+    curves: dict[int, dict[float, float]] = {}
+    if with_intermediate and rows:
+        ivs = (
+            select(IntermediateValue.trial_id, IntermediateValue.budget, IntermediateValue.value)
+            .join(Trial, Trial.id == IntermediateValue.trial_id)
+            .where(Trial.study_id == study_id)
+            .order_by(IntermediateValue.trial_id, IntermediateValue.budget)
+        )
+        for trial_id, budget, value in conn.execute(ivs):
+            curves.setdefault(trial_id, {})[budget] = math.nan if value is None else value
+    return [_trial(row, curves.get(row.id, {})) for row in rows]
+
+
+class HistoryCache:
+    """A study's trials as of the last read, refreshed by reading only what can have changed.
+
+    A finished trial's row never changes again (every update is guarded by state), so each
+    refresh reads just the trials numbered above the last one seen and those that were still
+    queued or running: a handful of rows instead of the whole study, which keeps an ask fast
+    in a study of thousands of trials. Must be refreshed inside the transaction that decides.
+    """
+
+    def __init__(self) -> None:
+        self._reset(None)
+
+    def _reset(self, study_id: int | None) -> None:
+        self._study_id = study_id
+        self._trials: dict[int, FrozenTrial] = {}
+        self._open: set[int] = set()
+        self._last = -1
+
+    def refresh(self, conn: Connection, study_id: int) -> list[FrozenTrial]:
+        if study_id != self._study_id:
+            self._reset(study_id)
+        changed = or_(Trial.number > self._last, Trial.number.in_(sorted(self._open)))
+        query = select(Trial.__table__).where(Trial.study_id == study_id, changed).order_by(Trial.number)
+        for row in conn.execute(query):
+            trial = _trial(row)
+            self._trials[trial.number] = trial  # new numbers only ever grow: dict order is number order
+            self._last = max(self._last, trial.number)
+            if trial.state.is_finished:
+                self._open.discard(trial.number)
+            else:
+                self._open.add(trial.number)
+        return list(self._trials.values())
 
 
 def _summarise(study: StudyRecord, rows: list[Row[Any]]) -> StudySummary:

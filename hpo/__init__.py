@@ -22,10 +22,21 @@ from db.errors import (
 )
 from db.models import Direction, TrialState
 from db.records import FrozenTrial
+from hpo.algorithms import ALGORITHMS, AlgorithmError
 from hpo.heartbeat import Heartbeat
-from hpo.study import Study, create_study, default_worker_id, delete_study, list_studies, load_study
+from hpo.runner import optimize
+from hpo.study import (
+    Study,
+    create_study,
+    default_worker_id,
+    delete_study,
+    list_studies,
+    load_study,
+)
 
 __all__ = [
+    "ALGORITHMS",
+    "AlgorithmError",
     "Direction",
     "DuplicateStudyError",
     "FrozenTrial",
@@ -43,4 +54,5 @@ __all__ = [
     "delete_study",
     "list_studies",
     "load_study",
+    "optimize",
 ]

@@ -12,13 +12,16 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from db.errors import DuplicateStudyError, StoreError
 from db.models import Direction, TrialState
 from db.records import FrozenTrial, StudyRecord
-from db.store import Recovery, Store, StudySummary, open_store
+from db.store import HistoryCache, NewTrial, Recovery, Store, StudySummary, open_store
+from hpo.algorithms import Algorithm, History, algorithm_class, make_algorithm
+from search_spaces import SearchSpace, config_hash
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,6 +39,7 @@ class Study:
         self._store = store
         self._record = record
         self._last_recovery = 0.0
+        self._history = HistoryCache()  # this process's copy of the trials its algorithm decides from
 
     # ------------------------------------------------------------ description
 
@@ -56,8 +60,23 @@ class Study:
         return self._record.direction
 
     @property
-    def search_space(self) -> dict[str, Any] | None:
-        return self._record.search_space
+    def search_space(self) -> SearchSpace | None:
+        return self._space
+
+    @cached_property
+    def _space(self) -> SearchSpace | None:
+        stored = self._record.search_space
+        return None if stored is None else SearchSpace.from_dict(stored, source=f"study {self.name!r}")
+
+    @cached_property
+    def algorithm_instance(self) -> Algorithm:
+        """The study's algorithm, rebuilt from its name, settings and space (it keeps no state)."""
+        if self.search_space is None:
+            raise StoreError(
+                f"study {self.name!r} has no search space, so its algorithm cannot propose trials; "
+                "enqueue configurations instead, or create the study with a search space"
+            )
+        return make_algorithm(self.algorithm, self.search_space, self.direction, self.algorithm_settings)
 
     @property
     def objective(self) -> str | None:
@@ -131,16 +150,53 @@ class Study:
         budget: float | None = None,
         attrs: Mapping[str, Any] | None = None,
     ) -> int:
-        """Queue one configuration to be run next; returns its trial number."""
-        return self._store.enqueue(self.id, [params], budget=budget, attrs=attrs)[0]
+        """Queue one configuration to be run next; returns its trial number.
+
+        With a search space, the configuration is validated against it and the budget
+        defaults to the space's maximum fidelity.
+        """
+        return self.enqueue_many([params], budget=budget, attrs=attrs)[0]
 
     def enqueue_many(
-        self, params: Sequence[Mapping[str, Any]], *, budget: float | None = None
+        self,
+        params: Sequence[Mapping[str, Any]],
+        *,
+        budget: float | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> list[int]:
         """Queue many configurations in one transaction."""
-        return self._store.enqueue(self.id, params, budget=budget)
+        space = self.search_space
+        hashes = None
+        if space is not None:
+            for config in params:
+                space.validate_config(config)
+            hashes = [config_hash(config) for config in params]
+            if budget is None and space.fidelity is not None:
+                budget = space.fidelity.max
+        return self._store.enqueue(self.id, params, budget=budget, attrs=attrs, config_hashes=hashes)
 
     # ---------------------------------------------------------- worker's side
+
+    def ask(self, worker_id: str | None = None) -> FrozenTrial | None:
+        """The next trial for this worker, already held by it: a queued configuration if any,
+        else the algorithm's proposal. None when the algorithm must wait for running trials."""
+        worker = worker_id or default_worker_id()
+        queued = self.claim(worker)
+        if queued is not None:
+            return queued
+        algorithm = self.algorithm_instance
+
+        def decide(trials: list[FrozenTrial]) -> NewTrial | None:
+            proposal = algorithm.propose(History(trials, self.direction))
+            if proposal is None:
+                return None
+            return NewTrial(proposal.config, proposal.budget, proposal.attrs, config_hash(proposal.config))
+
+        return self._store.propose(self.id, worker, decide, self._history)
+
+    def tell(self, trial: FrozenTrial, value: float) -> TrialState:
+        """Finish a trial with its value (as :meth:`complete`): the ask/tell pair's second half."""
+        return self.complete(trial, value)
 
     def claim(self, worker_id: str | None = None) -> FrozenTrial | None:
         """Take the next queued trial for this worker; None when the queue is empty.
@@ -187,7 +243,7 @@ class Study:
 
     # ---------------------------------------------------------------- export
 
-    def to_dataframe(self) -> "pd.DataFrame":
+    def to_dataframe(self) -> pd.DataFrame:
         """One row per trial: number, state, value, budget, ``params_<name>`` columns, timing."""
         from hpo.export import trials_dataframe
 
@@ -218,7 +274,7 @@ def create_study(
     *,
     direction: Direction | str = Direction.MINIMIZE,
     load_if_exists: bool = False,
-    search_space: Mapping[str, Any] | None = None,
+    search_space: SearchSpace | Mapping[str, Any] | None = None,
     objective: str | None = None,
     algorithm: str = "random",
     algorithm_settings: Mapping[str, Any] | None = None,
@@ -233,12 +289,17 @@ def create_study(
     study, the others load it.
     """
     store = open_store(storage)
+    space = _as_space(search_space)
+    if space is not None:  # fail now, not at the first ask, on a bad algorithm or setting
+        make_algorithm(algorithm, space, Direction.MINIMIZE, algorithm_settings)
+    else:
+        algorithm_class(algorithm)  # an unknown name fails here too
     try:
         record = store.create_study(
             name,
             direction=direction,
             objective=objective,
-            search_space=search_space,
+            search_space=None if space is None else space.to_dict(),
             algorithm=algorithm,
             algorithm_settings=algorithm_settings,
             tags=tags,
@@ -251,6 +312,12 @@ def create_study(
             raise
         record = store.get_study(name)
     return Study(store, record)
+
+
+def _as_space(space: SearchSpace | Mapping[str, Any] | None) -> SearchSpace | None:
+    if space is None or isinstance(space, SearchSpace):
+        return space
+    return SearchSpace.from_dict(space)
 
 
 def load_study(name: str, storage: str | Store | None = None) -> Study:

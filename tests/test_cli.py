@@ -32,15 +32,18 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
 
 def test_study_lifecycle(storage_url: str, tmp_path: Path) -> None:
     space = tmp_path / "space.yaml"
-    space.write_text("lr: {type: float, low: 1.0e-4, high: 1.0, log: true}\n")
+    space.write_text("fidelity: {name: steps, min: 100, max: 900}\nparameters:\n  lr: {type: float, low: 1e-4, high: 1.0, log: true}\n")
     created = hpo("study", "create", "gpt-w256", "--storage", storage_url, "--space", str(space),
-                  "--algorithm", "dehb", "--setting", "eta=3", "--tag", "width=256", "--sweep", "mup")
+                  "--algorithm", "hyperband", "--setting", "eta=3", "--tag", "width=256", "--sweep", "mup")
     assert created.returncode == 0, created.stderr
     from hpo import create_study
 
     study = create_study("gpt-w256", storage_url, load_if_exists=True)
     assert study.tags == {"width": 256} and study.algorithm_settings == {"eta": 3}
-    assert study.search_space == {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}}
+    assert study.search_space.to_dict() == {
+        "fidelity": {"name": "steps", "min": 100, "max": 900},
+        "parameters": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}},
+    }
     study.enqueue_many([{"lr": 0.01}, {"lr": 0.1}])
     trial = study.claim("w")
     study.report(trial, 100, 3.5)
@@ -54,7 +57,7 @@ def test_study_lifecycle(storage_url: str, tmp_path: Path) -> None:
 
     shown = hpo("study", "show", "gpt-w256", "--storage", storage_url)
     assert shown.returncode == 0
-    assert "completed 1" in shown.stdout and "3.25" in shown.stdout and "dehb" in shown.stdout
+    assert "completed 1" in shown.stdout and "3.25" in shown.stdout and "hyperband" in shown.stdout
 
     csv_out = hpo("study", "export", "gpt-w256", "--storage", storage_url)
     assert csv_out.stdout.splitlines()[0].startswith("number,state,value")
@@ -77,8 +80,15 @@ def test_errors_are_one_line(storage_url: str, tmp_path: Path) -> None:
     assert_one_line_error(hpo("study", "export", "missing", "--storage", storage_url), "unknown study 'missing'")
     assert_one_line_error(hpo("study", "create", "x", "--storage", storage_url, "--tag", "width"), "'width'", "KEY=VALUE")
     bad_space = tmp_path / "bad.yaml"
-    bad_space.write_text("lr: [unclosed\n")
-    assert_one_line_error(hpo("study", "create", "x", "--storage", storage_url, "--space", str(bad_space)), "bad.yaml", "not valid YAML")
+    bad_space.write_text("parameters:\n  lr: [unclosed\n")
+    assert_one_line_error(hpo("study", "create", "x", "--storage", storage_url, "--space", str(bad_space)),
+                          "bad.yaml", "not valid YAML at line 3")
+    assert_one_line_error(hpo("study", "create", "x", "--storage", storage_url, "--space", "mup-gtp"),
+                          "mup-gtp: no such file", "did you mean 'mup-gpt'?")
+    assert_one_line_error(hpo("study", "create", "x", "--storage", storage_url, "--space", "branin",
+                              "--algorithm", "hyperbnd"), "unknown algorithm 'hyperbnd'", "hyperband")
+    assert_one_line_error(hpo("study", "create", "x", "--storage", storage_url, "--space", "branin",
+                              "--algorithm", "hyperband", "--setting", "eta=1"), "eta=1", "must be > 1")
 
 
 @pytest.mark.parametrize(

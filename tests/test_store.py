@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import hpo
-from db.store import open_store, utcnow
+from db.store import HistoryCache, open_store, utcnow
 from hpo import (
     Direction,
     DuplicateStudyError,
@@ -21,17 +21,19 @@ from hpo import (
     create_study,
     load_study,
 )
+from search_spaces import get_builtin
 
 
 def test_create_load_and_duplicate(storage_url: str) -> None:
     study = create_study(
-        "s1", storage_url, direction="maximize", search_space={"lr": {"type": "float"}},
+        "s1", storage_url, direction="maximize", search_space=get_builtin("branin"),
         algorithm="dehb", algorithm_settings={"eta": 3}, tags={"width": 256}, sweep="widths",
     )
     loaded = load_study("s1", storage_url)
     assert loaded.id == study.id
     assert loaded.direction is Direction.MAXIMIZE
     assert loaded.algorithm_settings == {"eta": 3}
+    assert loaded.search_space == get_builtin("branin") and loaded.algorithm_instance.name == "dehb"
     assert loaded.tags == {"width": 256} and loaded.sweep == "widths"
     with pytest.raises(DuplicateStudyError, match="'s1' already exists"):
         create_study("s1", storage_url)
@@ -199,3 +201,37 @@ def test_numpy_params_are_stored_as_plain_numbers(storage_url: str) -> None:
     study = create_study("np", storage_url)
     study.enqueue({"lr": np.float64(0.5), "layers": np.int64(4), "dims": (1, 2)})
     assert study.trial(0).params == {"lr": 0.5, "layers": 4, "dims": [1, 2]}
+
+
+def test_history_cache_sees_every_change_another_process_makes(storage_url: str) -> None:
+    """The ask path reads only new and unfinished trials; what it decides from must equal a
+    full read after enqueues, claims, completions, failures and recovery by other workers."""
+    space = get_builtin("branin")
+    mine = create_study("cache", storage_url, search_space=space, heartbeat_timeout=5.0)
+    other = load_study("cache", storage_url)
+    cache, seen = HistoryCache(), []
+
+    def decide(trials):  # type: ignore[no-untyped-def]
+        seen.append(trials)  # and propose nothing
+
+    def cached_equals_full() -> None:
+        mine.store.propose(mine.id, "w", decide, cache)
+        full = mine.store.trials(mine.id, with_intermediate=False)
+        assert [(t.number, t.state, t.value, t.worker_id) for t in seen[-1]] == [
+            (t.number, t.state, t.value, t.worker_id) for t in full
+        ]
+
+    other.enqueue_many([{"x1": 0.0, "x2": float(i)} for i in range(6)])
+    cached_equals_full()
+    held = [other.claim("a") for _ in range(4)]
+    cached_equals_full()
+    other.complete(held[0], 1.0)
+    other.fail(held[1], "boom")
+    cached_equals_full()
+    store = other.store
+    store.recover_stale(other.id, now=utcnow() + timedelta(seconds=60))  # held[2], held[3] go back
+    cached_equals_full()
+    other.complete(other.claim("b"), 2.0)
+    other.enqueue({"x1": 1.0, "x2": 1.0})
+    cached_equals_full()
+    assert [t.state for t in seen[-1]].count(TrialState.COMPLETED) == 2

@@ -1,53 +1,22 @@
 """The simplest worker: drain a study's queue of enqueued configurations in this process.
 
-It claims a trial, runs the objective under a heartbeat, streams intermediate values to the
-store, and records how the trial ended: completed, diverged (a non-finite value), or failed
-(the objective raised; the traceback is kept). Many such processes, on any machines, can drain
-one study at once; the store guarantees each trial is run by one of them at a time.
+It claims trials and runs each with :func:`hpo.runner.run_trial` (heartbeat, intermediate
+values, outcome recorded). Many such processes, on any machines, can drain one study at once;
+the store guarantees each trial is run by one of them at a time.
 """
 
 from __future__ import annotations
 
 import time
-import traceback
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
 
 from db.errors import TrialNotHeldError
 from db.models import TrialState
 from db.records import FrozenTrial
-from hpo.heartbeat import Heartbeat
+from hpo.runner import Objective, Report, run_trial
 from hpo.study import Study, default_worker_id
 
-Report = Callable[[float, float], bool]
-
-
-class Objective(Protocol):
-    """``objective(config, budget, report) -> final value``; ``report(budget, value)`` streams
-    an intermediate value and answers whether to go on."""
-
-    def __call__(self, config: Mapping[str, Any], budget: float | None, report: Report) -> float: ...
-
-
-def run_trial(study: Study, trial: FrozenTrial, objective: Objective, heartbeat_interval: float) -> TrialState:
-    """Run one claimed trial to its end and record the outcome in the store."""
-
-    def report(budget: float, value: float) -> bool:
-        study.report(trial, budget, value)
-        return True
-
-    with Heartbeat(study.store, trial, heartbeat_interval) as beat:
-        try:
-            value = objective(trial.params, trial.budget, report)
-        except TrialNotHeldError:
-            raise
-        except Exception:
-            if beat.lost is None:
-                study.fail(trial, traceback.format_exc())
-            return TrialState.FAILED
-    if beat.lost is not None:
-        raise beat.lost
-    return study.complete(trial, value)
+__all__ = ["Objective", "Report", "drain_queue"]
 
 
 def drain_queue(

@@ -1,7 +1,8 @@
 """The ``hpo`` command. Thin: parse, call the core, format.
 
 Every error the core raises on purpose (a bad storage URL, an unknown study, a duplicate name,
-a schema from a newer hposcale) becomes one line on stderr and exit code 2, never a traceback.
+a schema from a newer hposcale, a malformed search space, an unknown algorithm or setting)
+becomes one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.errors import StoreError
+from hpo.algorithms import AlgorithmError
 from hpo.cli.db_commands import db_app
 from hpo.cli.demo import demo
 from hpo.cli.errors import CLIError
+from hpo.cli.spaces_commands import spaces_app
 from hpo.cli.study_commands import study_app
+from search_spaces import SpaceError
 
 app = typer.Typer(
     name="hpo",
@@ -26,6 +30,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(study_app, name="study")
+app.add_typer(spaces_app, name="spaces")
 app.command("demo")(demo)
 
 EXIT_USAGE = 2
@@ -34,7 +39,7 @@ EXIT_USAGE = 2
 def main() -> None:
     try:
         app()
-    except (StoreError, CLIError) as exc:
+    except (StoreError, CLIError, SpaceError, AlgorithmError) as exc:
         _fail(str(exc))
     except SQLAlchemyError as exc:  # a database error the store did not anticipate
         _fail(f"database error: {str(exc).splitlines()[0]}")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 
 from hpo.cli.errors import CLIError
@@ -39,18 +37,3 @@ def parse_key_values(items: list[str] | None, what: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             parsed[key] = raw
     return parsed
-
-
-def read_mapping_file(path: Path, what: str) -> dict[str, Any]:
-    """A YAML or JSON file whose top level is a mapping."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise CLIError(f"cannot read {what} file {str(path)!r}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise CLIError(f"{what} file {str(path)!r} is not valid YAML or JSON{where}") from None
-    if not isinstance(data, dict):
-        raise CLIError(f"{what} file {str(path)!r} must hold a mapping at the top level, got {type(data).__name__}")
-    return data

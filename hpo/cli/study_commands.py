@@ -14,7 +14,8 @@ from rich.table import Table
 
 from db.models import Direction, TrialState
 from hpo.cli.errors import CLIError
-from hpo.cli.options import StorageOption, console, parse_key_values, read_mapping_file
+from hpo.cli.options import StorageOption, console, parse_key_values
+from hpo.cli.spaces_commands import resolve_space
 from hpo.export import study_dict
 from hpo.study import create_study, delete_study, list_studies, load_study
 
@@ -34,7 +35,7 @@ def create_command(
     storage: StorageOption = None,
     direction: Annotated[Direction, typer.Option(help="Whether lower or higher values are better.")] = Direction.MINIMIZE,
     objective: Annotated[str | None, typer.Option(help="The objective's name, e.g. proxy:gpt or module:function.")] = None,
-    space: Annotated[Path | None, typer.Option(help="A search-space file (YAML or JSON).")] = None,
+    space: Annotated[str | None, typer.Option(help="A search-space file (YAML or JSON), or a built-in space's name (hpo spaces list).")] = None,
     algorithm: Annotated[str, typer.Option(help="The search algorithm's name.")] = "random",
     setting: Annotated[list[str] | None, typer.Option(help="An algorithm setting KEY=VALUE; repeatable.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="A tag KEY=VALUE, e.g. width=256; repeatable.")] = None,
@@ -49,7 +50,7 @@ def create_command(
         storage,
         direction=direction,
         objective=objective,
-        search_space=read_mapping_file(space, "search-space") if space else None,
+        search_space=resolve_space(space) if space else None,
         algorithm=algorithm,
         algorithm_settings=parse_key_values(setting, "setting"),
         tags=parse_key_values(tag, "tag"),
@@ -119,7 +120,7 @@ def show_command(
         "algorithm": study.algorithm + (f" {json.dumps(study.algorithm_settings)}" if study.algorithm_settings else ""),
         "sweep": study.sweep or "-",
         "tags": json.dumps(study.tags) if study.tags else "-",
-        "search space": ", ".join(study.search_space) if study.search_space else "-",
+        "search space": ", ".join(study.search_space.names) if study.search_space else "-",
         "faults": f"heartbeat timeout {study.record.heartbeat_timeout:g}s, max retries {study.record.max_retries}",
     }
     for key, value in facts.items():
