@@ -8,12 +8,13 @@ from typing import Any
 
 from db.models import Direction
 from hpo.algorithms.base import Algorithm, AlgorithmError, History, Proposal
+from hpo.algorithms.dehb import DEHB, AsyncDEHB
 from hpo.algorithms.hyperband import ASHA, Hyperband, bracket_schedule
 from hpo.algorithms.random_search import RandomSearch
 from search_spaces import SearchSpace
 from search_spaces.errors import did_you_mean
 
-ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch, Hyperband, ASHA)}
+ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch, Hyperband, ASHA, DEHB, AsyncDEHB)}
 
 
 def algorithm_class(name: str) -> type[Algorithm]:
@@ -38,7 +39,9 @@ __all__ = [
     "ALGORITHMS",
     "ASHA",
     "Algorithm",
+    "AsyncDEHB",
     "AlgorithmError",
+    "DEHB",
     "History",
     "Hyperband",
     "Proposal",
