@@ -8,13 +8,18 @@ from typing import Any
 
 from db.models import Direction
 from hpo.algorithms.base import Algorithm, AlgorithmError, History, Proposal
+from hpo.algorithms.bayesian import GPBayesOpt
+from hpo.algorithms.bohb import BOHB
 from hpo.algorithms.dehb import DEHB, AsyncDEHB
 from hpo.algorithms.hyperband import ASHA, Hyperband, bracket_schedule
 from hpo.algorithms.random_search import RandomSearch
+from hpo.algorithms.tpe import TPE
 from search_spaces import SearchSpace
 from search_spaces.errors import did_you_mean
 
-ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (RandomSearch, Hyperband, ASHA, DEHB, AsyncDEHB)}
+ALGORITHMS: dict[str, type[Algorithm]] = {
+    cls.name: cls for cls in (RandomSearch, Hyperband, ASHA, DEHB, AsyncDEHB, GPBayesOpt, TPE, BOHB)
+}
 
 
 def algorithm_class(name: str) -> type[Algorithm]:
@@ -38,10 +43,13 @@ def make_algorithm(
 __all__ = [
     "ALGORITHMS",
     "ASHA",
-    "Algorithm",
-    "AsyncDEHB",
-    "AlgorithmError",
+    "BOHB",
     "DEHB",
+    "TPE",
+    "Algorithm",
+    "AlgorithmError",
+    "AsyncDEHB",
+    "GPBayesOpt",
     "History",
     "Hyperband",
     "Proposal",
