@@ -1,9 +1,9 @@
 """``hpo demo``: the product's main job on the embedded default, as far as it exists today.
 
-Today that is the study store coordinating several worker processes: a study in SQLite,
-random configurations of the multi-fidelity Branin function queued in it, worker processes
-draining the queue in parallel with heartbeats and intermediate values, then the results
-table, a plot and exports. The search algorithms (issue 3), Ray workers (4), muP proxies (5)
+Today that is a multi-fidelity search coordinated by the study store: a study in SQLite over
+the multi-fidelity Branin function, several worker processes asking the study's algorithm
+(DEHB by default) for trials at rising fidelities and running them in parallel under
+heartbeats, then the results table, a plot and exports. Ray workers (issue 4), muP proxies (5)
 and scaling laws (6) will take their places in this flow as they land.
 """
 
@@ -11,22 +11,29 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
+from db.errors import StoreError, StudyNotFoundError
 from db.models import TrialState
 from hpo.cli.options import StorageOption, console
-from db.errors import StoreError, StudyNotFoundError
+from hpo.runner import Report, optimize
 from hpo.study import Study, create_study, delete_study, load_study
-from workers.queue_worker import Report, drain_queue
-from workers.synthetic import BRANIN_BOUNDS, BRANIN_OPTIMUM, branin_cost, branin_mf
+from search_spaces import get_builtin
+from workers.synthetic import BRANIN_OPTIMUM, branin_cost, branin_mf
 
-FIDELITIES = (1 / 9, 1 / 3, 1.0)
 # Seconds of sleep per unit of the benchmark's cost model: makes the workers' parallelism visible.
 SECONDS_PER_COST = 0.15
 
@@ -34,24 +41,26 @@ SECONDS_PER_COST = 0.15
 def demo(
     storage: StorageOption = None,
     study_name: Annotated[str, typer.Option("--study", help="Name of the demo study (replaced if it exists).")] = "demo-branin",
-    trials: Annotated[int, typer.Option(min=1, help="Configurations to evaluate.")] = 48,
+    algorithm: Annotated[str, typer.Option(help="Search algorithm (see the README's table).")] = "dehb",
+    trials: Annotated[int, typer.Option(min=1, help="Trials to run (each at the fidelity the algorithm picks).")] = 80,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 4,
     output: Annotated[Path, typer.Option(help="Folder for the exports and plots.")] = Path("hpo-demo"),
-    seed: Annotated[int, typer.Option(help="Seed of the random configurations.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the search algorithm.")] = 0,
 ) -> None:
-    """Run a small parallel search end to end on the default SQLite store and show the result."""
-    study = _fresh_study(study_name, storage)
+    """Run a small parallel multi-fidelity search end to end on the default SQLite store."""
+    study = _fresh_study(study_name, storage, algorithm, seed)
     console.print(f"[bold]1.[/] study [bold]{study.name}[/] in {study.store.display_url}")
-    rng = np.random.default_rng(seed)
-    configs = [{k: float(rng.uniform(lo, hi)) for k, (lo, hi) in BRANIN_BOUNDS.items()} for _ in range(trials)]
-    study.enqueue_many(configs, budget=1.0)
-    console.print(f"[bold]2.[/] queued {trials} random configurations of multi-fidelity Branin (fidelity 1/9, 1/3, 1)")
-    console.print(f"[bold]3.[/] {workers} worker processes drain the queue through the store")
+    fidelity = study.search_space.fidelity
+    console.print(
+        f"[bold]2.[/] {algorithm} searches multi-fidelity Branin, fidelity {fidelity.name} from "
+        f"{fidelity.min:.3g} to {fidelity.max:g}, for {trials} trials"
+    )
+    console.print(f"[bold]3.[/] {workers} worker processes ask the study for trials and run them in parallel")
     _run_workers(study, workers, trials)
     _summarise(study, output)
 
 
-def _fresh_study(name: str, storage: str | None) -> Study:
+def _fresh_study(name: str, storage: str | None, algorithm: str, seed: int) -> Study:
     try:
         delete_study(name, storage)
     except StudyNotFoundError:
@@ -60,31 +69,33 @@ def _fresh_study(name: str, storage: str | None) -> Study:
         name,
         storage,
         objective="workers.synthetic:branin_mf",
-        search_space={"x1": {"type": "float", "low": -5.0, "high": 10.0}, "x2": {"type": "float", "low": 0.0, "high": 15.0}},
-        algorithm="random",
+        search_space=get_builtin("branin"),
+        algorithm=algorithm,
+        algorithm_settings={"seed": seed},
         tags={"demo": True},
         heartbeat_timeout=10.0,
     )
 
 
 def branin_objective(config: Mapping[str, Any], budget: float | None, report: Report) -> float:
-    """Branin evaluated at three rising fidelities, sleeping the benchmark's simulated cost."""
-    value = float("nan")
-    for z in FIDELITIES:
-        time.sleep(SECONDS_PER_COST * branin_cost(z))
-        value = branin_mf(config["x1"], config["x2"], z)
-        report(z, value)
+    """Branin at the trial's fidelity, sleeping the benchmark's simulated cost of it."""
+    z = 1.0 if budget is None else budget
+    time.sleep(SECONDS_PER_COST * branin_cost(z))
+    value = branin_mf(config["x1"], config["x2"], z)
+    report(z, value)
     return value
 
 
-def _worker(storage_url: str, study_name: str) -> None:
-    drain_queue(load_study(study_name, storage_url), branin_objective)
+def _worker(storage_url: str, study_name: str, n_trials: int) -> None:
+    study = load_study(study_name, storage_url)
+    while sum(study.counts()[s] for s in TrialState if s.is_finished) < n_trials:
+        optimize(study, branin_objective, n_trials=1)
 
 
 def _run_workers(study: Study, n_workers: int, n_trials: int) -> None:
     url = study.store.url.render_as_string(hide_password=False)
     context = mp.get_context("spawn")
-    procs = [context.Process(target=_worker, args=(url, study.name), daemon=True) for _ in range(n_workers)]
+    procs = [context.Process(target=_worker, args=(url, study.name, n_trials), daemon=True) for _ in range(n_workers)]
     for proc in procs:
         proc.start()
     columns = (TextColumn("    trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
@@ -118,13 +129,20 @@ def _summarise(study: Study, output: Path) -> None:
 
     trials = study.trials
     counts = study.counts()
-    best = study.best_trial
     workers = sorted({t.worker_id for t in trials if t.worker_id})
+    full = [t for t in trials if t.state is TrialState.COMPLETED and t.budget == study.search_space.fidelity.max]
+    rungs = Counter(t.budget for t in trials if t.state.is_finished)
     console.print(
         f"[bold]4.[/] {counts[TrialState.COMPLETED]} completed, {counts[TrialState.FAILED]} failed, "
-        f"run by {len(workers)} workers; best value {best.value:.4f} (optimum {BRANIN_OPTIMUM}) "
-        f"at x1={best.params['x1']:.3f}, x2={best.params['x2']:.3f} (trial {best.number})"
+        f"run by {len(workers)} workers; trials per fidelity: "
+        + ", ".join(f"{budget:.3g}: {n}" for budget, n in sorted(rungs.items()))
     )
+    if full:
+        best = min(full, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+        console.print(
+            f"    best at full fidelity {best.value:.4f} (optimum {BRANIN_OPTIMUM}) "
+            f"at x1={best.params['x1']:.3f}, x2={best.params['x2']:.3f} (trial {best.number})"
+        )
     output.mkdir(parents=True, exist_ok=True)
     study.to_csv(output / "trials.csv")
     study.to_json(output / "study.json")
@@ -134,10 +152,9 @@ def _summarise(study: Study, output: Path) -> None:
     ax1.axhline(BRANIN_OPTIMUM, color="grey", linestyle="--", label="optimum")
     ax1.set(xlabel="trials finished", ylabel="best value so far", yscale="log", title="Best value over time")
     ax1.legend()
-    for t in trials:
-        budgets = sorted(t.intermediate_values)
-        ax2.plot(budgets, [t.intermediate_values[b] for b in budgets], color="tab:blue", alpha=0.3, marker=".")
-    ax2.set(xlabel="fidelity z", ylabel="value", yscale="log", title="Learning curves (value by fidelity)")
+    done = [t for t in trials if t.value is not None and t.budget is not None]
+    ax2.scatter([t.budget for t in done], [t.value for t in done], s=12, alpha=0.6)
+    ax2.set(xlabel="fidelity z", ylabel="value", xscale="log", yscale="log", title="Trials by the fidelity the algorithm gave them")
     fig.tight_layout()
     fig.savefig(output / "best_value.png", dpi=110)
     plt.close(fig)
