@@ -143,6 +143,8 @@ def _summarise(study: Study, output: Path) -> None:
             f"    best at full fidelity {best.value:.4f} (optimum {BRANIN_OPTIMUM}) "
             f"at x1={best.params['x1']:.3f}, x2={best.params['x2']:.3f} (trial {best.number})"
         )
+    else:
+        console.print("    no trial reached full fidelity yet: the first bracket needs about 40 trials; use --trials 80")
     output.mkdir(parents=True, exist_ok=True)
     study.to_csv(output / "trials.csv")
     study.to_json(output / "study.json")
