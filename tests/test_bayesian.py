@@ -196,28 +196,3 @@ def test_bohb_models_the_largest_budget_with_enough_points(sqlite_url: str) -> N
     history = History(study.trials, study.direction)
     assert sorted({t.budget for t in history.finished}) == [1, 3]
     assert bohb.model_budget(history) == 1
-
-
-ASK_IN_PROCESS = """
-import sys, time, hpo
-study = hpo.load_study(sys.argv[1], sys.argv[2])
-for _ in range(int(sys.argv[3])):
-    trial = study.ask()
-    print(trial.number, flush=True)
-    study.tell(trial, trial.params["x"])
-"""
-
-
-@pytest.mark.parametrize("algorithm", MODELS)
-def test_two_processes_asking_never_get_the_same_trial(storage_url: str, algorithm: str) -> None:
-    hpo.create_study("two", storage_url, search_space=fidelity_space(), algorithm=algorithm)
-    procs = [
-        subprocess.Popen([sys.executable, "-c", ASK_IN_PROCESS, "two", storage_url, "16"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        for _ in range(2)
-    ]
-    outputs = [proc.communicate(timeout=300)[0].split() for proc in procs]
-    assert all(proc.returncode == 0 for proc in procs)
-    numbers = [int(n) for out in outputs for n in out]
-    assert len(numbers) == 32 and len(set(numbers)) == 32
-    trials = hpo.load_study("two", storage_url).trials
-    assert len(trials) == 32 and all(t.attempts == 1 for t in trials)

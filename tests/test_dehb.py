@@ -124,32 +124,6 @@ def test_reloading_mid_run_proposes_what_the_original_would(sqlite_url: str, tmp
     assert any(t.attrs["kind"] == "de" and t.attrs["rung"] > 0 for t in reference.trials)
 
 
-ASK_IN_PROCESS = """
-import sys, hpo
-study = hpo.load_study(sys.argv[1], sys.argv[2])
-for _ in range(int(sys.argv[3])):
-    trial = study.ask()
-    print(trial.number, flush=True)
-    study.tell(trial, trial.params["x"])
-"""
-
-
-@pytest.mark.parametrize("algorithm", ["dehb", "dehb-async"])
-def test_two_processes_asking_never_get_the_same_trial(storage_url: str, algorithm: str) -> None:
-    hpo.create_study("two", storage_url, search_space=space(), algorithm=algorithm)
-    procs = [
-        subprocess.Popen([sys.executable, "-c", ASK_IN_PROCESS, "two", storage_url, "40"], stdout=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    outputs = [proc.communicate(timeout=300)[0].split() for proc in procs]
-    assert all(proc.returncode == 0 for proc in procs)
-    numbers = [int(n) for out in outputs for n in out]
-    assert len(numbers) == 80 and len(set(numbers)) == 80
-    trials = hpo.load_study("two", storage_url).trials
-    assert len(trials) == 80 and all(t.attempts == 1 for t in trials)
-    assert any(t.attrs["kind"] == "de" for t in trials)
-
-
 def test_async_dehb_fills_a_rung_without_waiting(sqlite_url: str) -> None:
     sync, asynchronous = dehb_study(sqlite_url, "sync"), dehb_study(sqlite_url, "async", "dehb-async")
     for study in (sync, asynchronous):

@@ -96,31 +96,6 @@ def test_reloading_mid_bracket_continues_the_same_bracket(sqlite_url: str, tmp_p
     assert resumed == [(t.params, t.budget, t.attrs) for t in reference.trials]
 
 
-ASK_IN_PROCESS = """
-import sys, time, hpo
-study = hpo.load_study(sys.argv[1], sys.argv[2])
-for _ in range(int(sys.argv[3])):
-    trial = study.ask()
-    print(trial.number, flush=True)
-    study.tell(trial, trial.params["x"])
-"""
-
-
-@pytest.mark.parametrize("algorithm", ["random", "asha", "hyperband"])
-def test_two_processes_asking_never_get_the_same_trial(storage_url: str, algorithm: str) -> None:
-    hpo.create_study("two", storage_url, search_space=space(1, 9), algorithm=algorithm)
-    procs = [
-        subprocess.Popen([sys.executable, "-c", ASK_IN_PROCESS, "two", storage_url, "40"], stdout=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    outputs = [proc.communicate(timeout=300)[0].split() for proc in procs]
-    assert all(proc.returncode == 0 for proc in procs)
-    numbers = [int(n) for out in outputs for n in out]
-    assert len(numbers) == 80 and len(set(numbers)) == 80
-    trials = hpo.load_study("two", storage_url).trials
-    assert len(trials) == 80 and all(t.attempts == 1 for t in trials)
-
-
 def test_asha_promotes_asynchronously(sqlite_url: str) -> None:
     study = hpo.create_study("asha", sqlite_url, search_space=space(1, 9), algorithm="asha", algorithm_settings={"seed": 3})
     first = [study.ask("w") for _ in range(3)]
