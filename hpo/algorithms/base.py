@@ -24,7 +24,7 @@ import numpy as np
 
 from db.models import Direction, TrialState
 from db.records import FrozenTrial
-from search_spaces import SearchSpace, config_hash
+from search_spaces import Fidelity, SearchSpace, config_hash
 
 
 class AlgorithmError(ValueError):
@@ -141,6 +141,14 @@ class Algorithm(ABC):
     def loss(self, value: float) -> float:
         """A value as a loss: lower is better whatever the study's direction."""
         return value if self.direction is Direction.MINIMIZE else -value
+
+    def required_fidelity(self) -> Fidelity:
+        """The space's fidelity, for algorithms that hand out budgets; AlgorithmError without one."""
+        if self.space.fidelity is None:
+            raise AlgorithmError(
+                f"{self.name!r} needs a search space with a fidelity (name, min and max budget)"
+            )
+        return self.space.fidelity
 
     def max_budget(self) -> float | None:
         return self.space.fidelity.max if self.space.fidelity else None

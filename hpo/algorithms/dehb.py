@@ -36,7 +36,7 @@ import numpy as np
 
 from db.records import FrozenTrial
 from hpo.algorithms.base import AlgorithmError, History, Proposal
-from hpo.algorithms.hyperband import Hyperband, Rung
+from hpo.algorithms.hyperband import Hyperband, Rung, trials_by_bracket
 from search_spaces import config_hash
 
 #: Mutation strategies: how many random donors each draws, besides the best and the target.
@@ -221,10 +221,7 @@ class DEHB(Hyperband):
 
     def propose(self, history: History) -> Proposal:
         context = _Context(self, history)
-        by_bracket: dict[int, list[FrozenTrial]] = {}
-        for trial in history.trials:
-            if "bracket" in trial.attrs:
-                by_bracket.setdefault(int(trial.attrs["bracket"]), []).append(trial)
+        by_bracket = trials_by_bracket(history)
         bracket = 0
         while True:
             proposal = self._bracket_step(context, bracket, by_bracket.get(bracket, []))

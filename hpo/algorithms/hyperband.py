@@ -56,6 +56,15 @@ def rung_budgets(min_budget: float, max_budget: float, eta: float) -> list[float
     return [rung.budget for rung in schedule[0]]
 
 
+def trials_by_bracket(history: History) -> dict[int, list[FrozenTrial]]:
+    """The trials of each bracket (by the ``bracket`` attr), in trial-number order."""
+    by_bracket: dict[int, list[FrozenTrial]] = {}
+    for trial in history.trials:
+        if "bracket" in trial.attrs:
+            by_bracket.setdefault(int(trial.attrs["bracket"]), []).append(trial)
+    return by_bracket
+
+
 class _Waiting:
     """A bracket that cannot move until running trials finish."""
 
@@ -72,17 +81,12 @@ class Hyperband(Algorithm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        fidelity = self.space.fidelity
-        if fidelity is None:
-            raise AlgorithmError(f"{self.name!r} needs a search space with a fidelity (min and max budget)")
+        fidelity = self.required_fidelity()
         self.eta = self.setting("eta", float, above=1)
         self.schedule = bracket_schedule(fidelity.min, fidelity.max, self.eta)
 
     def propose(self, history: History) -> Proposal:
-        by_bracket: dict[int, list[FrozenTrial]] = {}
-        for trial in history.trials:
-            if "bracket" in trial.attrs:
-                by_bracket.setdefault(int(trial.attrs["bracket"]), []).append(trial)
+        by_bracket = trials_by_bracket(history)
         bracket = 0
         while True:
             step = self._step(history, bracket, by_bracket.get(bracket, []))
@@ -128,9 +132,7 @@ class ASHA(Algorithm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        fidelity = self.space.fidelity
-        if fidelity is None:
-            raise AlgorithmError(f"{self.name!r} needs a search space with a fidelity (min and max budget)")
+        fidelity = self.required_fidelity()
         self.eta = self.setting("eta", float, above=1)
         self.mode = self.settings["mode"]
         if self.mode not in ("promotion", "stopping"):
