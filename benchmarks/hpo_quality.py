@@ -1,0 +1,1112 @@
+"""Search quality of every registered algorithm against Optuna and Ray Tune on the synthetic
+multi-fidelity benchmarks, plus the per-trial cost of ``ask`` in a study of 2,000 trials.
+
+What it measures
+    Problems (``workers/problems.py``, protocol in ``shared/reference/benchmarks.md``):
+    multi-fidelity Branin (Kandasamy et al. 2017), multi-fidelity Hartmann-3 and Hartmann-6
+    (mf-prior-bench's fidelity-biased Hartmann, noise preset "default" = bias 0.5, noise 0.1),
+    counting ones 8+8 and 32+32 (DEHB paper). Every method sees the same noisy objective, the
+    same fidelity range (the built-in space's min and max budget), eta = 3 and the same total
+    budget; regret is scored noise-free at full fidelity (normalised by d for counting ones).
+
+    Methods
+    * ours: every algorithm in ``hpo.algorithms.ALGORITHMS`` at run time (random, hyperband,
+      asha, and whatever else is registered: dehb, dehb-async, bo, tpe, bohb, ...), driven
+      through the real study API (``hpo.create_study`` + ``ask``/``tell``) on a SQLite file in
+      ``/dev/shm``, settings ``{"seed": seed}`` and otherwise each algorithm's defaults
+      (eta = 3). Multi-fidelity = a subclass of Hyperband or ASHA, or a name matching
+      dehb/bohb/hyperband/asha; the rest (random, bo, tpe) run every trial at full fidelity.
+    * optuna-tpe-hb: Optuna ``TPESampler(seed)`` + ``HyperbandPruner(min_resource=1,
+      max_resource=eta^s_max, reduction_factor=3)``, in-memory storage. A trial evaluates the
+      objective at each rung of the geometric ladder z_k = max * 3^(k - s_max) (step 3^k),
+      ``trial.report``s it and asks ``should_prune``. It starts at the first rung its Hyperband
+      bracket ever checks (read with the pruner's ``_get_bracket_id``, a private method):
+      lower rungs would never be looked at by that bracket, and evaluating them would only
+      waste Optuna's budget.
+    * ray-asha / ray-hyperband: Ray Tune ``ASHAScheduler`` / ``HyperBandScheduler`` with
+      ``time_attr`` = the ladder step (1, 3, 9, ...; max_t = 3^s_max, grace_period 1,
+      reduction_factor 3) and Tune's default searcher (``BasicVariantGenerator``, random
+      sampling), a class ``Trainable`` whose ``step`` evaluates the next ladder rung (a tiny
+      dict checkpoint lets HyperBand pause and resume it). Local ``ray.init(num_cpus=2)``,
+      no dashboard, ``verbose=0``, auto callback loggers off, ``reuse_actors=True``,
+      ``max_concurrent_trials=2``, ``num_samples=-1`` and a ``Stopper`` that ends the
+      experiment once the budget is spent. Ray's HyperBand trainable does not know its
+      bracket, so it evaluates every ladder rung from the bottom (charged like any other).
+
+Budget accounting (the same for every method)
+    Each rung evaluation is a separate, fresh evaluation of the objective at that fidelity
+    (as our multi-fidelity algorithms run them: a promoted configuration is a new trial that
+    trains from scratch), charged ``cost(z) / cost(z_max)`` full-fidelity evaluations; a
+    configuration that reaches rung k has paid for every rung it was evaluated at. After
+    each evaluation the trace records the cumulative spend and the regret of the incumbent:
+    the configuration with the best *observed* (noisy) value among evaluations at full
+    fidelity, scored noise-free; +inf until a first full-fidelity evaluation. A run stops
+    once the budget is spent; the final regret is the incumbent's after ``budget``
+    (an evaluation that overshoots the budget does not count).
+
+What the numbers mean
+    * final regret: median and inter-quartile range (25-75 %) over seeds at the budget.
+    * budget_to_random: the smallest budget at which the method's median-over-seeds regret
+      curve is at or below random search's final median regret; speedup_vs_random = total
+      budget / budget_to_random ("-" when never reached within the budget). Random search
+      itself scores about 1 by construction.
+    * targets, per benchmark: (1) our DEHB (every registered dehb* variant) and our best
+      model-based method (among bo/tpe/bohb/gp: the one with the best mean rank over all
+      benchmarks, the same one on every benchmark) have median final regret <= the best
+      median of Optuna and Ray Tune; (2) every multi-fidelity method of ours has
+      speedup_vs_random >= 3.
+    * ask_latency_ms: per algorithm, median wall time of ``study.ask`` and of ask + tell
+      with 2,000 completed trials already in the study (Hartmann-6 space). The study is
+      filled through the real ask/tell loop of that algorithm; if that takes longer than
+      ``--latency-fill-limit`` seconds, the rest is filled through ``enqueue_many`` +
+      ``claim`` + ``tell`` (random configurations, at full fidelity for full-fidelity
+      algorithms, spread over the rung ladder like one Hyperband iteration for the others,
+      without bracket bookkeeping; the JSON says how many trials came each way). Then
+      ``--latency-asks`` further asks are timed. Measured on
+      ``/dev/shm`` and on a copy of the same file on disk (``/var/tmp``), while the
+      benchmark's other jobs run on the second core.
+
+Budgets and seeds (defaults)
+    50 full-fidelity evaluations on Branin and Hartmann (about 4 Hyperband iterations: 270
+    evaluations for Hyperband, 500 for ASHA), 30 on counting ones (a Hyperband iteration
+    there, with max/min = 162 and s_max = 4, costs about 23.5), 10 seeds for ours and Optuna;
+    the choice keeps a full run within about 20 minutes on 2 shared cores. Ray Tune costs
+    50-120 ms of overhead per trial here even with the settings above (measured and printed;
+    about 1 s per trial in other reports), so it runs seed-major rounds (every problem and
+    both schedulers per seed) and starts no new round that would end after ``--time-cap``;
+    the table (seeds column) and the JSON (``seeds`` per entry, ``config.ray``) say how many
+    seeds it got. The seed also seeds the noise, so methods see common random numbers; our
+    algorithms draw their first configurations from the same seeded sampler, so at a seed
+    Hyperband's first bracket and random search start from the same configurations.
+
+Caveats
+    Two cores shared with other work: wall times and latencies are indicative. Regret at a
+    fixed budget on one noise preset says nothing about other presets. Our runs pay no
+    objective time, so budget (not wall time) is the x axis everywhere.
+
+How to run it
+    ``python benchmarks/hpo_quality.py [--quick] [--seeds N] [--budget B] [--problems ...]
+    [--methods ...] [--no-ray]`` -> ``benchmarks/results/hpo_quality.json`` and
+    ``hpo_quality.png`` (``hpo_quality_quick.*`` with ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hpo
+from db.store import Store
+from search_spaces.params import Categorical, Float, Int
+from workers.problems import PROBLEMS, Problem
+
+ETA = 3
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SHM_DIR = "/dev/shm"
+DISK_DIR = "/var/tmp"
+OPTUNA = "optuna-tpe-hb"
+RAY_ASHA = "ray-asha"
+RAY_HB = "ray-hyperband"
+ANCHORS = (OPTUNA, RAY_ASHA, RAY_HB)
+RAY_METHODS = (RAY_ASHA, RAY_HB)
+MF_NAME = re.compile(r"dehb|bohb|hyperband|asha|^hb")
+MODEL_BASED_NAMES = ("bo", "tpe", "bohb", "gp", "smac")
+SPEEDUP_TARGET = 3.0
+ASK_TARGET_MS = 50.0
+DEFAULT_BUDGETS = {"counting-ones-8-8": 30.0, "counting-ones-32-32": 30.0}
+DEFAULT_BUDGET = 50.0
+LATENCY_PROBLEM = "hartmann6"
+
+
+# ------------------------------------------------------------------ registry
+
+
+def registry() -> dict[str, type]:
+    from hpo.algorithms import ALGORITHMS
+
+    return dict(ALGORITHMS)
+
+
+def is_multi_fidelity(name: str, cls: type | None = None) -> bool:
+    from hpo.algorithms import ASHA, Hyperband
+
+    if name in RAY_METHODS or name == OPTUNA:
+        return True
+    if cls is not None and issubclass(cls, (Hyperband, ASHA)):
+        return True
+    return bool(MF_NAME.search(name))
+
+
+def is_model_based(name: str) -> bool:
+    return name in MODEL_BASED_NAMES
+
+
+def ladder(problem: Problem) -> list[float]:
+    """The rung budgets min-side to max: max * eta^(k - s_max), k = 0..s_max (our Hyperband's)."""
+    fid = problem.space.fidelity
+    s_max = math.floor(math.log(fid.max / fid.min, ETA) + 1e-9)
+    return [fid.max * ETA ** (k - s_max) for k in range(s_max + 1)]
+
+
+class Recorder:
+    """Charges evaluations and keeps the trace (spent, incumbent regret) as the protocol says."""
+
+    def __init__(self, problem: Problem, budget: float) -> None:
+        self.problem = problem
+        self.budget = budget
+        self.zmax = problem.space.fidelity.max
+        self.full = problem.cost(self.zmax)
+        self.spent = 0.0
+        self.best_value = math.inf
+        self.best_regret = math.inf
+        self.trace_spent: list[float] = []
+        self.trace_regret: list[float] = []
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.budget
+
+    def charge(self, config: dict[str, Any], z: float, value: float) -> None:
+        self.spent += self.problem.cost(z) / self.full
+        if math.isclose(z, self.zmax) and value < self.best_value:
+            self.best_value, self.best_regret = value, self.problem.regret(config)
+        self.trace_spent.append(self.spent)
+        self.trace_regret.append(self.best_regret)
+
+
+# ------------------------------------------------------------------ runners
+
+
+def run_ours(
+    algorithm: str, problem: Problem, budget: float, seed: int, deadline_s: float
+) -> dict[str, Any]:
+    """As ``workers.problems.run_on_budget`` (same loop, same accounting), plus a wall-clock
+    guard so one pathological run cannot sink the whole benchmark (flagged if it trips)."""
+    directory = tempfile.mkdtemp(prefix="hpoq_", dir=SHM_DIR)
+    store = Store(f"sqlite:///{directory}/study.db")
+    try:
+        study = hpo.create_study(
+            "q",
+            store,
+            search_space=problem.space,
+            algorithm=algorithm,
+            algorithm_settings={"seed": seed},
+        )
+        rng = np.random.default_rng(seed)
+        rec = Recorder(problem, budget)
+        start = time.perf_counter()
+        timed_out = False
+        while not rec.exhausted:
+            if time.perf_counter() - start > deadline_s:
+                timed_out = True
+                break
+            trial = study.ask("bench")
+            if trial is None:
+                raise RuntimeError(f"{algorithm!r} proposed nothing with no trial running")
+            z = trial.budget if trial.budget is not None else rec.zmax
+            value = problem.evaluate(trial.params, z, rng)
+            study.tell(trial, value)
+            rec.charge(dict(trial.params), z, value)
+        return {"spent": rec.trace_spent, "regret": rec.trace_regret, "timed_out": timed_out}
+    finally:
+        store.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _suggest_optuna(trial: Any, problem: Problem) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for name, param in zip(problem.space.names, problem.space.params):
+        if isinstance(param, Float):
+            config[name] = trial.suggest_float(name, param.low, param.high, log=param.log)
+        elif isinstance(param, Int):
+            config[name] = trial.suggest_int(
+                name, param.low, param.high, log=getattr(param, "log", False)
+            )
+        elif isinstance(param, Categorical):
+            config[name] = trial.suggest_categorical(name, list(param.choices))
+        else:
+            raise TypeError(f"no Optuna distribution for {param!r}")
+    return config
+
+
+def run_optuna(problem: Problem, budget: float, seed: int) -> dict[str, Any]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rungs = ladder(problem)
+    s_max = len(rungs) - 1
+    pruner = optuna.pruners.HyperbandPruner(
+        min_resource=1, max_resource=ETA**s_max, reduction_factor=ETA
+    )
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    rng = np.random.default_rng(seed)
+    rec = Recorder(problem, budget)
+
+    def objective(trial: Any) -> float:
+        config = _suggest_optuna(trial, problem)
+        first = pruner._get_bracket_id(study, trial)  # the bracket's first check is at step 3^id
+        value = math.inf
+        for k in range(min(first, s_max), s_max + 1):
+            value = problem.evaluate(config, rungs[k], rng)
+            rec.charge(config, rungs[k], value)
+            if rec.exhausted:
+                study.stop()
+                raise optuna.TrialPruned()
+            trial.report(value, ETA**k)
+            if k < s_max and trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study.optimize(objective, n_trials=10**7)
+    return {"spent": rec.trace_spent, "regret": rec.trace_regret, "timed_out": False}
+
+
+# Ray Tune: the stopper runs in the driver process and records every result there.
+_RAY_RECORDER: Recorder | None = None
+
+
+def _ray_trainable() -> type:
+    from ray import tune
+
+    class Rungs(tune.Trainable):
+        def setup(self, config: dict[str, Any]) -> None:
+            self.problem = PROBLEMS[config["_problem"]]
+            self.rungs = ladder(self.problem)
+            self.k = 0
+            self.rng = np.random.default_rng(
+                [int(config["_seed"]), zlib.crc32(self.trial_id.encode())]
+            )
+
+        def step(self) -> dict[str, Any]:
+            z = self.rungs[self.k]
+            config = {p: self.config[p] for p in self.problem.space.names}
+            value = self.problem.evaluate(config, z, self.rng)
+            self.k += 1
+            return {
+                "value": value,
+                "z": z,
+                "rung_step": ETA ** (self.k - 1),
+                "done": self.k >= len(self.rungs),
+            }
+
+        def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
+            return {"k": self.k}
+
+        def load_checkpoint(self, checkpoint: Any) -> None:
+            self.k = int(checkpoint["k"])
+
+        def reset_config(self, new_config: dict[str, Any]) -> bool:
+            self.setup(new_config)
+            return True
+
+    return Rungs
+
+
+def _ray_space(problem: Problem) -> dict[str, Any]:
+    from ray import tune
+
+    space: dict[str, Any] = {}
+    for name, param in zip(problem.space.names, problem.space.params):
+        if isinstance(param, Float):
+            space[name] = (tune.loguniform if param.log else tune.uniform)(param.low, param.high)
+        elif isinstance(param, Int):
+            space[name] = tune.randint(param.low, param.high + 1)
+        elif isinstance(param, Categorical):
+            space[name] = tune.choice(list(param.choices))
+        else:
+            raise TypeError(f"no Ray Tune distribution for {param!r}")
+    return space
+
+
+def ray_init() -> None:
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    import logging
+
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+        )
+
+
+def run_ray(
+    method: str, problem: Problem, budget: float, seed: int, storage: str
+) -> dict[str, Any]:
+    global _RAY_RECORDER
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    rungs = ladder(problem)
+    max_t = ETA ** (len(rungs) - 1)
+    if method == RAY_ASHA:
+        scheduler: Any = ASHAScheduler(
+            time_attr="rung_step",
+            max_t=max_t,
+            grace_period=1,
+            reduction_factor=ETA,
+            metric="value",
+            mode="min",
+        )
+    else:
+        scheduler = HyperBandScheduler(
+            time_attr="rung_step", max_t=max_t, reduction_factor=ETA, metric="value", mode="min"
+        )
+    rec = Recorder(problem, budget)
+    _RAY_RECORDER = rec
+    names = problem.space.names
+    started: set[str] = set()  # trials that reported at least once
+
+    class BudgetStopper(tune.Stopper):
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            r = _RAY_RECORDER
+            started.add(trial_id)
+            if r is not None and not r.exhausted:
+                config = {p: result["config"][p] for p in names}
+                r.charge(config, float(result["z"]), float(result["value"]))
+            return False
+
+        def stop_all(self) -> bool:
+            return _RAY_RECORDER is None or _RAY_RECORDER.exhausted
+
+    tuner = tune.Tuner(
+        _ray_trainable(),
+        param_space={**_ray_space(problem), "_problem": problem.name, "_seed": seed},
+        tune_config=tune.TuneConfig(
+            scheduler=scheduler,
+            num_samples=-1,
+            max_concurrent_trials=2,
+            reuse_actors=True,
+            search_alg=BasicVariantGenerator(random_state=seed),  # Tune's default searcher
+        ),
+        run_config=tune.RunConfig(
+            name=f"hpoq-{method}-{problem.name}-{seed}",
+            storage_path=storage,
+            stop=BudgetStopper(),
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_at_end=False),
+        ),
+    )
+    start = time.perf_counter()
+    results = tuner.fit()
+    wall = time.perf_counter() - start
+    _RAY_RECORDER = None
+    return {
+        "spent": rec.trace_spent,
+        "regret": rec.trace_regret,
+        "timed_out": False,
+        "n_trials": len(started),
+        "n_trials_created": len(results),
+        "wall_s": wall,
+    }
+
+
+def run_job(job: tuple[str, str, float, int, float]) -> dict[str, Any]:
+    method, problem_name, budget, seed, deadline_s = job
+    start = time.perf_counter()
+    out: dict[str, Any] = {"method": method, "problem": problem_name, "seed": seed}
+    try:
+        if method == OPTUNA:
+            out |= run_optuna(PROBLEMS[problem_name], budget, seed)
+        else:
+            out |= run_ours(method, PROBLEMS[problem_name], budget, seed, deadline_s)
+    except Exception:  # noqa: BLE001 - one broken algorithm must not sink the others
+        out["error"] = traceback.format_exc(limit=4)
+    out["wall_s"] = time.perf_counter() - start
+    return out
+
+
+# ------------------------------------------------------------------ ask latency
+
+
+def measure_latency(job: tuple[str, int, int, float]) -> dict[str, Any]:
+    algorithm, n_fill, n_asks, fill_limit_s = job
+    problem = PROBLEMS[LATENCY_PROBLEM]
+    cls = registry()[algorithm]
+    out: dict[str, Any] = {"algorithm": algorithm, "trials_before": n_fill}
+    directory = tempfile.mkdtemp(prefix="hpoq_lat_", dir=SHM_DIR)
+    disk_dir = tempfile.mkdtemp(prefix="hpoq_lat_", dir=DISK_DIR)
+    try:
+        url = f"sqlite:///{directory}/study.db"
+        store = Store(url)
+        study = hpo.create_study(
+            "lat",
+            store,
+            search_space=problem.space,
+            algorithm=algorithm,
+            algorithm_settings={"seed": 0},
+        )
+        rng = np.random.default_rng(0)
+        start = time.perf_counter()
+        filled = 0
+        while filled < n_fill and time.perf_counter() - start < fill_limit_s:  # the real loop
+            trial = study.ask("fill")
+            z = trial.budget if trial.budget is not None else problem.space.fidelity.max
+            study.tell(trial, problem.evaluate(trial.params, z, rng))
+            filled += 1
+        out["filled_by_ask_tell"] = filled
+        if filled < n_fill:  # too slow to fill for real in the time allowed: enqueue the rest
+            rest = n_fill - filled
+            if is_multi_fidelity(algorithm, cls):
+                rungs = ladder(problem)
+                weights = np.array(
+                    [ETA ** (len(rungs) - 1 - k) for k in range(len(rungs))], dtype=float
+                )
+                budgets = rng.choice(rungs, size=rest, p=weights / weights.sum())
+            else:
+                budgets = np.full(rest, problem.space.fidelity.max)
+            for b in sorted(set(budgets.tolist())):
+                n = int(np.sum(budgets == b))
+                study.enqueue_many([problem.space.sample(rng) for _ in range(n)], budget=float(b))
+            while (trial := study.claim("fill")) is not None:
+                study.tell(trial, problem.evaluate(trial.params, trial.budget, rng))
+        out["filled_by_enqueue"] = n_fill - filled
+        out["fill_s"] = time.perf_counter() - start
+        out["shm"] = _time_asks(study, problem, rng, n_asks)
+        store.close()
+        for suffix in ("", "-wal"):
+            if Path(f"{directory}/study.db{suffix}").exists():
+                shutil.copyfile(f"{directory}/study.db{suffix}", f"{disk_dir}/study.db{suffix}")
+        os.sync()
+        store = Store(f"sqlite:///{disk_dir}/study.db")
+        study = hpo.load_study("lat", store)
+        out["disk"] = _time_asks(study, problem, rng, n_asks)
+        store.close()
+    except Exception:  # noqa: BLE001
+        out["error"] = traceback.format_exc(limit=4)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(disk_dir, ignore_errors=True)
+    return out
+
+
+def _time_asks(study: Any, problem: Problem, rng: np.random.Generator, n: int) -> dict[str, float]:
+    ask_ms, cycle_ms = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        trial = study.ask("bench")
+        t1 = time.perf_counter()
+        if trial is None:
+            raise RuntimeError("ask proposed nothing")
+        z = trial.budget if trial.budget is not None else problem.space.fidelity.max
+        study.tell(trial, problem.evaluate(trial.params, z, rng))
+        t2 = time.perf_counter()
+        ask_ms.append((t1 - t0) * 1e3)
+        cycle_ms.append((t2 - t0) * 1e3)
+    return {
+        "ask_p50_ms": float(np.median(ask_ms)),
+        "ask_p95_ms": float(np.percentile(ask_ms, 95)),
+        "ask_tell_p50_ms": float(np.median(cycle_ms)),
+        "asks": n,
+    }
+
+
+# ------------------------------------------------------------------ analysis
+
+BIG = 1e300
+
+
+def curve(run: dict[str, Any], grid: np.ndarray) -> np.ndarray:
+    """The incumbent's regret at each budget of ``grid`` (inf before any full-fidelity result)."""
+    spent = np.asarray(run["spent"], dtype=float)
+    regret = np.asarray(run["regret"], dtype=float)
+    idx = np.searchsorted(spent, grid + 1e-9, side="right") - 1
+    out = np.full(grid.shape, math.inf)
+    ok = idx >= 0
+    out[ok] = regret[idx[ok]]
+    return out
+
+
+def quantiles(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    finite = np.where(np.isinf(values), BIG, values)
+    q25, q50, q75 = np.percentile(finite, [25, 50, 75], axis=axis)
+    unmap = lambda a: np.where(a >= BIG * 1e-10, math.inf, a)
+    return unmap(q25), unmap(q50), unmap(q75)
+
+
+def summarize(runs: list[dict[str, Any]], budget: float) -> dict[str, Any]:
+    """Per method: final regret quantiles and the median curve (on its own breakpoints)."""
+    finals = np.array([curve(r, np.array([budget]))[0] for r in runs])
+    q25, q50, q75 = quantiles(finals[:, None])
+    points = sorted({s for r in runs for s in r["spent"] if s <= budget + 1e-9} | {budget})
+    grid = np.array(points)
+    curves = np.array([curve(r, grid) for r in runs])
+    c25, c50, c75 = quantiles(curves)
+    return {
+        "median": float(q50[0]),
+        "q25": float(q25[0]),
+        "q75": float(q75[0]),
+        "finals": finals.tolist(),
+        "seeds": len(runs),
+        "timed_out_runs": sum(bool(r.get("timed_out")) for r in runs),
+        "wall_s_mean": float(np.mean([r["wall_s"] for r in runs])),
+        "evaluations_mean": float(np.mean([len(r["spent"]) for r in runs])),
+        "_grid": grid,
+        "_median_curve": c50,
+        "_q25_curve": c25,
+        "_q75_curve": c75,
+    }
+
+
+def budget_to_reach(summary: dict[str, Any], target: float) -> float:
+    hit = np.nonzero(summary["_median_curve"] <= target)[0]
+    return float(summary["_grid"][hit[0]]) if hit.size else math.inf
+
+
+def analyse(
+    runs: list[dict[str, Any]], budgets: dict[str, float], reg: dict[str, type]
+) -> dict[str, Any]:
+    by: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    errors = []
+    for r in runs:
+        if "error" in r:
+            errors.append({k: r[k] for k in ("method", "problem", "seed", "error")})
+            continue
+        by.setdefault(r["problem"], {}).setdefault(r["method"], []).append(r)
+    benchmarks: dict[str, dict[str, Any]] = {}
+    for problem, methods in by.items():
+        budget = budgets[problem]
+        table = {m: summarize(rs, budget) for m, rs in methods.items()}
+        random_final = table["random"]["median"] if "random" in table else math.nan
+        for m, s in table.items():
+            b = budget_to_reach(s, random_final) if math.isfinite(random_final) else math.inf
+            s["budget_to_random"] = b
+            s["speedup_vs_random"] = budget / b if math.isfinite(b) and b > 0 else None
+            s["multi_fidelity"] = is_multi_fidelity(m, reg.get(m))
+            s["system"] = "ours" if m in reg else ("optuna" if m == OPTUNA else "ray")
+        benchmarks[problem] = {
+            "budget": budget,
+            "random_final_median": random_final,
+            "methods": table,
+        }
+    return {"benchmarks": benchmarks, "errors": errors}
+
+
+def best_model_based(benchmarks: dict[str, Any]) -> str | None:
+    ranks: dict[str, list[int]] = {}
+    for bench in benchmarks.values():
+        mb = sorted(
+            (s["median"], m)
+            for m, s in bench["methods"].items()
+            if s["system"] == "ours" and is_model_based(m)
+        )
+        for rank, (_, m) in enumerate(mb):
+            ranks.setdefault(m, []).append(rank)
+    if not ranks:
+        return None
+    return min(ranks, key=lambda m: (np.mean(ranks[m]), m))
+
+
+def targets(benchmarks: dict[str, Any], reg: dict[str, type]) -> dict[str, Any]:
+    best_mb = best_model_based(benchmarks)
+    dehbs = sorted(m for m in reg if "dehb" in m)
+    out: dict[str, Any] = {"best_model_based": best_mb, "dehb_variants": dehbs, "per_benchmark": {}}
+    all_quality, all_speed = True, True
+    for problem, bench in benchmarks.items():
+        methods = bench["methods"]
+        anchors = {m: s["median"] for m, s in methods.items() if m in ANCHORS}
+        best_anchor = min(anchors.values()) if anchors else math.nan
+        best_anchor_name = min(anchors, key=anchors.get) if anchors else None
+        checked = [m for m in [*dehbs, best_mb] if m is not None and m in methods]
+        quality = {
+            m: {
+                "median": methods[m]["median"],
+                "ok": bool(anchors) and methods[m]["median"] <= best_anchor,
+            }
+            for m in checked
+        }
+        missing = [m for m in [*dehbs, best_mb] if m is None or m not in methods]
+        quality_ok = bool(quality) and all(q["ok"] for q in quality.values()) and not missing
+        speed = {
+            m: {
+                "speedup_vs_random": s["speedup_vs_random"],
+                "ok": (s["speedup_vs_random"] or 0.0) >= SPEEDUP_TARGET,
+            }
+            for m, s in methods.items()
+            if s["system"] == "ours" and s["multi_fidelity"]
+        }
+        speed_ok = bool(speed) and all(v["ok"] for v in speed.values())
+        all_quality &= quality_ok
+        all_speed &= speed_ok
+        out["per_benchmark"][problem] = {
+            "best_anchor": best_anchor_name,
+            "best_anchor_median": best_anchor,
+            "quality": quality,
+            "quality_missing": missing,
+            "quality_ok": quality_ok,
+            "speedup": speed,
+            "speedup_ok": speed_ok,
+        }
+    out["quality_ok_all"] = all_quality
+    out["speedup_ok_all"] = all_speed
+    return out
+
+
+# ------------------------------------------------------------------ output
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}g}"
+
+
+def print_report(
+    analysis: dict[str, Any], tgt: dict[str, Any], latency: dict[str, Any], wall_s: float
+) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        console: Any = Console(width=140)
+    except ImportError:  # pragma: no cover
+        console = None
+    for problem, bench in analysis["benchmarks"].items():
+        title = (
+            f"{problem}: budget {bench['budget']:g} full-fidelity evaluations, "
+            f"random's final median regret {_fmt(bench['random_final_median'])}"
+        )
+        header = [
+            "method",
+            "system",
+            "median regret",
+            "IQR (25-75%)",
+            "budget to random",
+            "speedup vs random",
+            "seeds",
+            "evals/run",
+        ]
+        rows = []
+        for m, s in sorted(bench["methods"].items(), key=lambda kv: (kv[1]["median"], kv[0])):
+            rows.append(
+                [
+                    m + ("" if s["multi_fidelity"] else " (full fid.)"),
+                    s["system"],
+                    _fmt(s["median"]),
+                    f"{_fmt(s['q25'])} - {_fmt(s['q75'])}",
+                    _fmt(s["budget_to_random"]),
+                    "-" if s["speedup_vs_random"] is None else f"{s['speedup_vs_random']:.1f}x",
+                    str(s["seeds"])
+                    + (f" ({s['timed_out_runs']} cut)" if s["timed_out_runs"] else ""),
+                    f"{s['evaluations_mean']:.0f}",
+                ]
+            )
+        if console is not None:
+            table = Table(title=title)
+            for h in header:
+                table.add_column(h, justify="left" if h in ("method", "system") else "right")
+            for row in rows:
+                table.add_row(*row)
+            console.print(table)
+        else:
+            print(title)
+            print(" | ".join(header))
+            for row in rows:
+                print(" | ".join(row))
+    print()
+    print(
+        f"Targets (best model-based of ours: {tgt['best_model_based']}; DEHB variants: {', '.join(tgt['dehb_variants']) or 'none'})"
+    )
+    for problem, t in tgt["per_benchmark"].items():
+        q = ", ".join(
+            f"{m} {_fmt(v['median'])} {'ok' if v['ok'] else 'FAIL'}"
+            for m, v in t["quality"].items()
+        )
+        miss = f" missing {t['quality_missing']}" if t["quality_missing"] else ""
+        sp = ", ".join(
+            f"{m} {_fmt(v['speedup_vs_random'], 2)}x {'ok' if v['ok'] else 'FAIL'}"
+            for m, v in t["speedup"].items()
+        )
+        print(
+            f"  {problem}: quality {'PASS' if t['quality_ok'] else 'FAIL'} "
+            f"(best anchor {t['best_anchor']} {_fmt(t['best_anchor_median'])}: {q}{miss}); "
+            f"speedup {'PASS' if t['speedup_ok'] else 'FAIL'} ({sp})"
+        )
+    print(
+        f"  all benchmarks: quality {'PASS' if tgt['quality_ok_all'] else 'FAIL'}, speedup {'PASS' if tgt['speedup_ok_all'] else 'FAIL'}"
+    )
+    if latency:
+        print(
+            f"\nask latency with {next(iter(latency.values())).get('trials_before', '?')} completed trials (median ms; target < {ASK_TARGET_MS:g}):"
+        )
+        for alg, lat in latency.items():
+            if "error" in lat:
+                print(f"  {alg}: ERROR {lat['error'].strip().splitlines()[-1]}")
+                continue
+            print(
+                f"  {alg:12s} shm ask {lat['shm']['ask_p50_ms']:.1f} (p95 {lat['shm']['ask_p95_ms']:.1f}), "
+                f"ask+tell {lat['shm']['ask_tell_p50_ms']:.1f}; disk ask {lat['disk']['ask_p50_ms']:.1f}, "
+                f"ask+tell {lat['disk']['ask_tell_p50_ms']:.1f}  {'ok' if lat['ok'] else 'FAIL'}"
+            )
+    for e in analysis["errors"]:
+        print(
+            f"ERROR {e['method']} {e['problem']} seed {e['seed']}: {e['error'].strip().splitlines()[-1]}"
+        )
+    print(f"\nwall time {wall_s:.0f} s")
+
+
+def plot(analysis: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benches = list(analysis["benchmarks"].items())
+    cols = min(3, len(benches))
+    rows = math.ceil(len(benches) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4.6 * rows), squeeze=False)
+    methods = sorted({m for _, b in benches for m in b["methods"]})
+    palette = [*plt.get_cmap("tab10").colors, "black", "olive", "teal", "navy"]
+    colors = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+    for ax, (problem, bench) in zip(axes.flat, benches):
+        for m, s in sorted(bench["methods"].items()):
+            grid = s["_grid"]
+            med, lo, hi = (
+                np.where(np.isfinite(a), a, np.nan)
+                for a in (s["_median_curve"], s["_q25_curve"], s["_q75_curve"])
+            )
+            pos = lambda a: np.where(a > 0, a, np.nan)
+            style = "--" if s["system"] != "ours" else ("-" if s["multi_fidelity"] else ":")
+            ax.step(
+                grid,
+                pos(med),
+                where="post",
+                color=colors[m],
+                ls=style,
+                lw=1.6,
+                label=f"{m} ({s['seeds']})",
+            )
+            ax.fill_between(grid, pos(lo), pos(hi), step="post", color=colors[m], alpha=0.12)
+        ax.axhline(bench["random_final_median"], color="grey", lw=0.8, ls=":")
+        ax.set_yscale("log")
+        ax.set_title(problem)
+        ax.set_xlabel("budget (full-fidelity evaluations)")
+        ax.set_ylabel("regret (median, IQR band)")
+        ax.grid(alpha=0.3, which="both")
+    for ax in list(axes.flat)[len(benches) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    seen = dict(zip(labels, handles))
+    for ax in list(axes.flat)[1 : len(benches)]:
+        h, lab = ax.get_legend_handles_labels()
+        seen.update(zip(lab, h))
+    fig.legend(
+        seen.values(), seen.keys(), loc="lower right", fontsize=8, ncol=2, title="method (seeds)"
+    )
+    fig.suptitle(
+        "Regret vs budget: ours (solid multi-fidelity, dotted full-fidelity) vs Optuna and Ray Tune (dashed)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def clean(x: Any) -> Any:
+    """JSON-safe: no private (``_``) keys, non-finite floats as null."""
+    if isinstance(x, dict):
+        return {k: clean(v) for k, v in x.items() if not k.startswith("_")}
+    if isinstance(x, (list, tuple)):
+        return [clean(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _jsonable(analysis: dict[str, Any]) -> dict[str, Any]:
+    out = clean(analysis)
+    # A light median curve per method (40 budgets) so the plot can be redrawn from the JSON.
+    for problem, bench in analysis["benchmarks"].items():
+        for m, s in bench["methods"].items():
+            points = np.linspace(0, bench["budget"], 41)[1:]
+            idx = np.searchsorted(s["_grid"], points + 1e-9, side="right") - 1
+            med = [
+                float(s["_median_curve"][i])
+                if i >= 0 and math.isfinite(s["_median_curve"][i])
+                else None
+                for i in idx
+            ]
+            out["benchmarks"][problem]["methods"][m]["median_curve"] = {
+                "budget": points.tolist(),
+                "regret": med,
+            }
+    return out
+
+
+# ------------------------------------------------------------------ main
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 2 seeds, budget 15, 1 Ray seed on branin"
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="seeds per (method, problem) (default 10)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="total budget for every problem (full-fidelity evaluations)",
+    )
+    parser.add_argument(
+        "--problems", nargs="+", default=None, choices=sorted(PROBLEMS), help="default: all"
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="ours by registry name and/or optuna-tpe-hb, ray-asha, ray-hyperband",
+    )
+    parser.add_argument("--no-ray", action="store_true", help="skip Ray Tune")
+    parser.add_argument(
+        "--ray-seeds",
+        type=int,
+        default=None,
+        help="at most this many seeds for Ray Tune (default: --seeds)",
+    )
+    parser.add_argument(
+        "--ray-problems",
+        nargs="+",
+        default=None,
+        choices=sorted(PROBLEMS),
+        help="problems for Ray Tune (default: all)",
+    )
+    parser.add_argument(
+        "--time-cap",
+        type=float,
+        default=1140.0,
+        help="no new round of Ray Tune seeds starts if it would end past this many s",
+    )
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--latency-trials", type=int, default=2000)
+    parser.add_argument("--latency-asks", type=int, default=20)
+    parser.add_argument(
+        "--latency-fill-limit",
+        type=float,
+        default=60.0,
+        help="s of real ask/tell filling per algorithm before the rest is enqueued",
+    )
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument(
+        "--run-deadline", type=float, default=240.0, help="wall-clock guard per run of ours (s)"
+    )
+    parser.add_argument("--output", type=Path, default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    reg = registry()
+    seeds = args.seeds or (2 if args.quick else 10)
+    problems = args.problems or list(PROBLEMS)
+    budgets = {
+        p: args.budget or (15.0 if args.quick else DEFAULT_BUDGETS.get(p, DEFAULT_BUDGET))
+        for p in problems
+    }
+    all_methods = [*reg, *ANCHORS]
+    methods = args.methods or all_methods
+    unknown = [m for m in methods if m not in all_methods]
+    if unknown:
+        raise SystemExit(f"unknown methods {unknown}; registered now: {', '.join(all_methods)}")
+    if args.no_ray:
+        methods = [m for m in methods if m not in RAY_METHODS]
+    if "random" not in methods:
+        methods = ["random", *methods]  # the speedup needs it
+    ray_seeds = min(seeds, args.ray_seeds or (1 if args.quick else seeds))
+    ray_problems = [
+        p for p in (args.ray_problems or (["branin"] if args.quick else problems)) if p in problems
+    ]
+    _log(
+        f"algorithms registered: {', '.join(reg)}; methods: {', '.join(methods)}; seeds {seeds}; budgets {budgets}"
+    )
+
+    pool_methods = [m for m in methods if m not in RAY_METHODS]
+    heavy = lambda j: (
+        j[1].startswith("counting-ones-32"),
+        j[1].startswith("counting"),
+        "asha" in j[0] or "async" in j[0],
+        j[0] in ("bo", "bohb"),
+    )
+    jobs = sorted(
+        (
+            (m, p, budgets[p], s, args.run_deadline)
+            for m in pool_methods
+            for p in problems
+            for s in range(seeds)
+        ),
+        key=heavy,
+        reverse=True,
+    )
+    latency_jobs = (
+        []
+        if args.no_latency
+        else [
+            (
+                a,
+                200 if args.quick else args.latency_trials,
+                5 if args.quick else args.latency_asks,
+                args.latency_fill_limit,
+            )
+            for a in reg
+            if a in methods
+        ]
+    )
+    runs: list[dict[str, Any]] = []
+    latency: dict[str, Any] = {}
+    ctx = mp.get_context("fork")
+    with ctx.Pool(args.processes) as pool:
+        lat_async = pool.map_async(measure_latency, latency_jobs) if latency_jobs else None
+        for i, r in enumerate(pool.imap_unordered(run_job, jobs), 1):
+            runs.append(r)
+            if "error" in r:
+                _log(
+                    f"ERROR {r['method']} {r['problem']} seed {r['seed']}: {r['error'].strip().splitlines()[-1]}"
+                )
+            if i % 25 == 0 or i == len(jobs):
+                _log(f"{i}/{len(jobs)} runs done ({time.perf_counter() - t_start:.0f} s)")
+        if lat_async is not None:
+            for lat in lat_async.get():
+                if "error" not in lat:
+                    lat["ok"] = lat["shm"]["ask_p50_ms"] < ASK_TARGET_MS
+                latency[lat.pop("algorithm")] = lat
+            _log("ask latency measured")
+    pool_wall = time.perf_counter() - t_start
+
+    ray_info: dict[str, Any] = {
+        "methods": [m for m in methods if m in RAY_METHODS],
+        "seeds_requested": ray_seeds,
+        "seeds": 0,
+        "problems": ray_problems,
+    }
+    if ray_info["methods"] and ray_problems:
+        ray_init()
+        storage = tempfile.mkdtemp(prefix="hpoq_ray_", dir=SHM_DIR)
+        try:
+            round_s = 0.0
+            for seed in range(ray_seeds):  # seed-major, so a time cap leaves whole rounds
+                elapsed = time.perf_counter() - t_start
+                if seed > 0 and elapsed + round_s > args.time_cap:
+                    _log(
+                        f"Ray Tune: stopping after {seed} seeds ({elapsed:.0f} s elapsed, a round takes {round_s:.0f} s, cap {args.time_cap:g} s)"
+                    )
+                    break
+                t_round = time.perf_counter()
+                for p in ray_problems:
+                    for m in ray_info["methods"]:
+                        t0 = time.perf_counter()
+                        try:
+                            r = {"method": m, "problem": p, "seed": seed} | run_ray(
+                                m, PROBLEMS[p], budgets[p], seed, storage
+                            )
+                        except Exception:  # noqa: BLE001
+                            r = {
+                                "method": m,
+                                "problem": p,
+                                "seed": seed,
+                                "error": traceback.format_exc(limit=6),
+                                "wall_s": time.perf_counter() - t0,
+                            }
+                        runs.append(r)
+                        if "error" in r:
+                            _log(
+                                f"ERROR {m} {p} seed {seed}: {r['error'].strip().splitlines()[-1]}"
+                            )
+                        else:
+                            _log(
+                                f"{m} {p} seed {seed}: {r['n_trials']} trials run ({r['n_trials_created']} created), {len(r['spent'])} evaluations, {r['wall_s']:.1f} s ({r['wall_s'] / max(r['n_trials'], 1) * 1e3:.0f} ms/trial)"
+                            )
+                round_s = time.perf_counter() - t_round
+                ray_info["seeds"] = seed + 1
+        finally:
+            shutil.rmtree(storage, ignore_errors=True)
+        ray_runs = [r for r in runs if r["method"] in RAY_METHODS and "error" not in r]
+        if ray_runs:
+            ray_info["ms_per_trial"] = float(
+                np.mean([r["wall_s"] / max(r["n_trials"], 1) * 1e3 for r in ray_runs])
+            )
+    wall_s = time.perf_counter() - t_start
+
+    analysis = analyse(runs, budgets, reg)
+    tgt = targets(analysis["benchmarks"], reg)
+    print_report(analysis, tgt, latency, wall_s)
+    if ray_info["methods"]:
+        print(
+            f"Ray Tune: {ray_info['seeds']} seeds on {', '.join(ray_problems) or 'no problems'}"
+            + (
+                f", {ray_info['ms_per_trial']:.0f} ms per trial"
+                if "ms_per_trial" in ray_info
+                else ""
+            )
+        )
+
+    import optuna
+    import ray
+
+    payload = {
+        "benchmark": "hpo_quality",
+        "quick": args.quick,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "optuna": optuna.__version__,
+            "ray": ray.__version__,
+        },
+        "config": {
+            "eta": ETA,
+            "seeds": seeds,
+            "budgets": budgets,
+            "methods": methods,
+            "algorithms_registered": list(reg),
+            "multi_fidelity_ours": [m for m in reg if is_multi_fidelity(m, reg[m])],
+            "model_based_ours": [m for m in reg if is_model_based(m)],
+            "ray": ray_info,
+            "latency_problem": LATENCY_PROBLEM,
+            "accounting": "every rung evaluation is a fresh evaluation charged cost(z)/cost(z_max); incumbent = best observed full-fidelity value, scored noise-free",
+        },
+        **_jsonable(analysis),
+        "targets": clean(tgt),
+        "ask_latency_ms": clean(latency),
+        "wall_s": {"total": wall_s, "pool": pool_wall},
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stem = "hpo_quality_quick" if args.quick else "hpo_quality"
+    out = args.output or RESULTS_DIR / f"{stem}.json"
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    plot(analysis, out.with_suffix(".png"))
+    _log(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
