@@ -182,9 +182,10 @@ class DEHB(Hyperband):
     exactly as Hyperband: random configurations at each bracket's first rung, the top 1/eta
     promoted when a rung completes. From then on every slot of every rung is a DE trial: its
     target is the next slot of the population at that rung's budget; its mutant draws donors
-    from that population (first rung) or from the *parent pool*, the top 1/eta of the rung
-    below in the same bracket (higher rungs; topped up from the budget's population when it
-    holds fewer donors than the mutation needs). Binomial crossover with ``crossover_prob``
+    from that population (first rung) or from the *parent pool* (higher rungs): the best n
+    members (n = the rung's size) of the population one budget lower, which the rung below
+    has just updated by selection, as the reference implementation takes them; topped up from
+    the budget's own population when the pool holds fewer donors than the mutation needs. Binomial crossover with ``crossover_prob``
     and random resampling of out-of-bounds coordinates give the trial. A higher rung still
     waits for the rung below to finish, as in Hyperband; selection happens as soon as a DE
     trial finishes (the paper's immediate, asynchronous DE update).
@@ -289,7 +290,10 @@ class DEHB(Hyperband):
         if pool is None:
             donors = population.members
         else:
-            donors = [context.member(t, context.history.score(t)) for t in pool]
+            # The parent pool: the best of the population one budget lower, which this
+            # bracket's lower rung has just updated (as the reference implementation does).
+            lower = sorted(context.population(level - 1).members, key=lambda m: m.score)
+            donors = lower[: max(len(pool), 1)]
             if len(donors) < MUTATIONS[self.mutation]:  # the paper tops a small parent pool up
                 donors += population.members
         config = self._trial_config(context, donors, target)
@@ -332,8 +336,8 @@ class AsyncDEHB(DEHB):
     Same brackets, populations, DE operators and immediate selection as :class:`DEHB`, but a
     higher rung is filled as workers ask, ASHA-style: while the rung below is unfinished the
     rung may hold floor(finished below / eta) trials, and all of its ``n`` once the rung below
-    is done. Its parent pool (or, in the first iteration, its promotions) is the best of the
-    rung below *so far*, and the populations are used as they stand, partially updated. When
+    is done. Its promotions (first iteration) are the best of the rung below *so far*, and its
+    parent pools and populations are used as they stand, partially updated. When
     no rung of a bracket can take a trial, the next bracket is looked at or opened, so an ask
     always gets a trial.
     """
