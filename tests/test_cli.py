@@ -58,6 +58,7 @@ def test_study_lifecycle(storage_url: str, tmp_path: Path) -> None:
     shown = hpo("study", "show", "gpt-w256", "--storage", storage_url)
     assert shown.returncode == 0
     assert "completed 1" in shown.stdout and "3.25" in shown.stdout and "hyperband" in shown.stdout
+    assert "lr (fidelity steps 100..900)" in shown.stdout
 
     csv_out = hpo("study", "export", "gpt-w256", "--storage", storage_url)
     assert csv_out.stdout.splitlines()[0].startswith("number,state,value")
@@ -89,6 +90,8 @@ def test_errors_are_one_line(storage_url: str, tmp_path: Path) -> None:
                               "--algorithm", "hyperbnd"), "unknown algorithm 'hyperbnd'", "hyperband")
     assert_one_line_error(hpo("study", "create", "x", "--storage", storage_url, "--space", "branin",
                               "--algorithm", "hyperband", "--setting", "eta=1"), "eta=1", "must be > 1")
+    assert_one_line_error(hpo("study", "create", "x", "--storage", storage_url, "--space", "branin",
+                              "--algorithm", "dehb", "--setting", "etta=3"), "no setting 'etta'; did you mean 'eta'?")
 
 
 @pytest.mark.parametrize(

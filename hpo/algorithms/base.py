@@ -25,6 +25,7 @@ import numpy as np
 from db.models import Direction, TrialState
 from db.records import FrozenTrial
 from search_spaces import Fidelity, SearchSpace, config_hash
+from search_spaces.errors import did_you_mean
 
 
 class AlgorithmError(ValueError):
@@ -108,7 +109,10 @@ class Algorithm(ABC):
         unknown = sorted(set(settings) - set(self.defaults) - {"seed"})
         if unknown:
             known = ", ".join(sorted(self.defaults)) or "none"
-            raise AlgorithmError(f"algorithm {self.name!r} has no setting {unknown[0]!r}; known settings: {known}, seed")
+            hint = did_you_mean(unknown[0], [*self.defaults, "seed"])
+            raise AlgorithmError(
+                f"algorithm {self.name!r} has no setting {unknown[0]!r}{hint}; known settings: {known}, seed"
+            )
         self.space = space
         self.direction = direction
         self.seed = int(settings.pop("seed", 0))

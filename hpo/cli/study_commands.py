@@ -18,6 +18,7 @@ from hpo.cli.options import StorageOption, console, parse_key_values
 from hpo.cli.spaces_commands import resolve_space
 from hpo.export import study_dict
 from hpo.study import create_study, delete_study, list_studies, load_study
+from search_spaces import SearchSpace
 
 study_app = typer.Typer(help="Create, inspect and export studies.", no_args_is_help=True)
 
@@ -120,7 +121,7 @@ def show_command(
         "algorithm": study.algorithm + (f" {json.dumps(study.algorithm_settings)}" if study.algorithm_settings else ""),
         "sweep": study.sweep or "-",
         "tags": json.dumps(study.tags) if study.tags else "-",
-        "search space": ", ".join(study.search_space.names) if study.search_space else "-",
+        "search space": _describe_space(study.search_space),
         "faults": f"heartbeat timeout {study.record.heartbeat_timeout:g}s, max retries {study.record.max_retries}",
     }
     for key, value in facts.items():
@@ -200,3 +201,10 @@ def _iso(stamp: datetime | None) -> str | None:
 
 def _when(stamp: datetime | None) -> str:
     return "-" if stamp is None else stamp.strftime("%m-%d %H:%M:%S")
+
+
+def _describe_space(space: SearchSpace | None) -> str:
+    if space is None:
+        return "-"
+    fidelity = f" (fidelity {space.fidelity})" if space.fidelity else ""
+    return ", ".join(space.names) + fidelity
