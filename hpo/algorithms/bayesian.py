@@ -19,10 +19,11 @@ from scipy.optimize import minimize
 from scipy.stats import norm, qmc
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
 from threadpoolctl import ThreadpoolController
 
 from db.models import TrialState
+from db.records import FrozenTrial
 from hpo.algorithms.base import Algorithm, AlgorithmError, History, Proposal
 from search_spaces import config_hash
 
@@ -56,11 +57,18 @@ class GPBayesOpt(Algorithm):
     configuration has not been tried is proposed. ``xi`` is the improvement EI demands, in
     units of the observed scores' standard deviation. ``max_points`` caps the GP's training
     set (the best observations plus the most recent) so an ask stays fast with thousands of
-    trials.
+    trials; the kernel's hyperparameters are refitted every ``refit_every`` observations
+    (each ask while there are fewer than twice that many) and the GP conditioned on every ask.
     """
 
     name = "bo"
-    defaults: ClassVar[Mapping[str, Any]] = {"n_initial": None, "candidates": 512, "xi": 0.01, "max_points": 128}
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "n_initial": None,
+        "candidates": 512,
+        "xi": 0.01,
+        "max_points": 128,
+        "refit_every": 5,
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -72,6 +80,8 @@ class GPBayesOpt(Algorithm):
         self.candidates = self.setting("candidates", int, minimum=1)
         self.xi = self.setting("xi", float, minimum=0)
         self.max_points = self.setting("max_points", int, minimum=2)
+        self.refit_every = self.setting("refit_every", int, minimum=1)
+        self._fitted: tuple[tuple[tuple[int, float], ...], Kernel] | None = None
         if self.max_points < self.n_initial:
             raise AlgorithmError(
                 f"setting max_points={self.max_points} of 'bo' must be >= n_initial={self.n_initial}"
@@ -91,19 +101,37 @@ class GPBayesOpt(Algorithm):
         # Failures score as the worst finite observation, so the model learns to avoid them.
         worst = max(finite)
         scored = [(t, min(score, worst)) for t, score in zip(observed, scores)]
-        train = _training_set(scored, self.max_points)
-        x = np.array([self.space.encode(t.params) for t, _ in train])
-        y = np.array([score for _, score in train])
+        x, y = self._arrays(_training_set(scored, self.max_points))
         candidates = self._candidates(x, y, rng)
         # The matrices are small: BLAS threads only add start-up and contention costs.
         with _THREADPOOLS.limit(limits=1, user_api="blas"):
-            mean, std = _fit(x, y).predict(candidates, return_std=True)
+            mean, std = _condition(self._kernel(scored), x, y).predict(candidates, return_std=True)
         ei = expected_improvement(mean, std, float(y.min()), self.xi * float(y.std()))
         for index in np.argsort(-ei, kind="stable"):
             config = self.space.decode(candidates[index])
             if config_hash(config) not in history.seen_hashes:
                 return Proposal(config, budget, {"ei": float(ei[index])})
         return Proposal(self.sample_new(history, rng), budget)
+
+    def _arrays(self, train: list[tuple[FrozenTrial, float]]) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([self.space.encode(t.params) for t, _ in train]), np.array([y for _, y in train])
+
+    def _kernel(self, scored: list[tuple[FrozenTrial, float]]) -> Kernel:
+        """The kernel's hyperparameters, refitted each time ``refit_every`` more observations
+        have come in, on the first observations in trial order up to that multiple.
+
+        Fitting them is most of an ask's cost; between refits the GP is only conditioned on
+        the new points. The fit depends on the history alone (which trials make the
+        snapshot), so a fresh process computes the same kernel the cached one holds.
+        """
+        n = len(scored)
+        size = n if n < 2 * self.refit_every else (n // self.refit_every) * self.refit_every
+        snapshot = scored[:size]
+        key = tuple((t.number, y) for t, y in snapshot)
+        if self._fitted is None or self._fitted[0] != key:
+            with _THREADPOOLS.limit(limits=1, user_api="blas"):
+                self._fitted = (key, _fit_kernel(*self._arrays(_training_set(snapshot, self.max_points))))
+        return self._fitted[1]
 
     def _candidates(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Sobol points over the cube, and Gaussian steps (two scales) around the best points:
@@ -138,9 +166,9 @@ def _training_set(scored: list[tuple[Any, float]], limit: int) -> list[tuple[Any
     return [scored[i] for i in sorted(keep)]
 
 
-def _fit(x: np.ndarray, y: np.ndarray) -> GaussianProcessRegressor:
-    """A GP with Matern 5/2 ARD + white noise: hyperparameters by maximum likelihood on the
-    best ``_FIT_POINTS`` points, then conditioned on all of ``x``."""
+def _fit_kernel(x: np.ndarray, y: np.ndarray) -> Kernel:
+    """Matern 5/2 ARD + white noise, hyperparameters by maximum likelihood on the best
+    ``_FIT_POINTS`` points."""
     d = x.shape[1]
     kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(np.full(d, 0.3), (1e-2, 1e2), nu=2.5) + WhiteKernel(
         1e-3, (1e-8, 1e-1)
@@ -148,12 +176,13 @@ def _fit(x: np.ndarray, y: np.ndarray) -> GaussianProcessRegressor:
     subset = np.sort(np.argsort(y, kind="stable")[:_FIT_POINTS])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fitted = GaussianProcessRegressor(kernel, optimizer=_lbfgs, normalize_y=True).fit(
-            x[subset], y[subset]
-        )
-        if len(subset) == len(y):
-            return fitted
-        return GaussianProcessRegressor(fitted.kernel_, normalize_y=True, optimizer=None).fit(x, y)
+        regressor = GaussianProcessRegressor(kernel, optimizer=_lbfgs, normalize_y=True)
+        return regressor.fit(x[subset], y[subset]).kernel_
+
+
+def _condition(kernel: Kernel, x: np.ndarray, y: np.ndarray) -> GaussianProcessRegressor:
+    """The GP with fixed hyperparameters, conditioned on every training point."""
+    return GaussianProcessRegressor(kernel, normalize_y=True, optimizer=None).fit(x, y)
 
 
 def _lbfgs(objective: Any, theta: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, float]:
