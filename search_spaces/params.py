@@ -20,7 +20,7 @@ from search_spaces.errors import SpaceError
 Condition = Mapping[str, Sequence[Any]]
 
 
-def _number(value: Any, what: str) -> float:
+def number_from(value: Any, what: str) -> float:
     """A float from a number or a numeric string (YAML 1.1 reads ``1e-4`` as a string)."""
     if isinstance(value, bool):
         raise SpaceError(f"{what} must be a number, got {value!r}")
@@ -108,7 +108,7 @@ class Float(Param):
     kind = "float"
 
     def _validate(self) -> None:
-        low, high = _number(self.low, "low"), _number(self.high, "high")
+        low, high = number_from(self.low, "low"), number_from(self.high, "high")
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
         if not isinstance(self.log, bool):
@@ -122,7 +122,7 @@ class Float(Param):
         return (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
 
     def check(self, value: Any) -> float:
-        number = _number(value, "value")
+        number = number_from(value, "value")
         if not self.low <= number <= self.high:
             raise SpaceError(f"value {number:g} is outside [{self.low:g}, {self.high:g}]")
         return number
@@ -154,7 +154,7 @@ class Int(Param):
 
     def _validate(self) -> None:
         for end in ("low", "high"):
-            number = _number(getattr(self, end), end)
+            number = number_from(getattr(self, end), end)
             if number != int(number):
                 raise SpaceError(f"{end} {number:g} of an int parameter must be a whole number")
             object.__setattr__(self, end, int(number))
@@ -171,7 +171,7 @@ class Int(Param):
         return (math.log(lo), math.log(hi)) if self.log else (lo, hi)
 
     def check(self, value: Any) -> int:
-        number = _number(value, "value")
+        number = number_from(value, "value")
         if number != int(number):
             raise SpaceError(f"value {value!r} must be a whole number")
         if not self.low <= number <= self.high:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 import yaml
 
 from search_spaces.errors import SpaceError, did_you_mean
-from search_spaces.params import PARAM_TYPES, Param
+from search_spaces.params import PARAM_TYPES, Param, number_from
 
 _TOP_LEVEL = ("description", "fidelity", "parameters")
 _FIDELITY_KEYS = ("name", "min", "max")
@@ -47,15 +46,7 @@ class Fidelity:
         if not isinstance(self.name, str) or not self.name:
             raise SpaceError(f"fidelity name must be a non-empty string, got {self.name!r}")
         for end in ("min", "max"):
-            value = getattr(self, end)
-            if isinstance(value, bool):
-                raise SpaceError(f"fidelity {end} must be a number, got {value!r}")
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise SpaceError(f"fidelity {end} must be a number, got {value!r}") from None
-            if not math.isfinite(number):
-                raise SpaceError(f"fidelity {end} must be finite, got {value!r}")
+            number = number_from(getattr(self, end), f"fidelity {end}")
             object.__setattr__(self, end, int(number) if number.is_integer() else number)
         if self.min < 0:
             raise SpaceError(f"fidelity min {self.min:g} must be >= 0")
