@@ -24,7 +24,7 @@ from db.models import Direction, TrialState
 from db.records import FrozenTrial
 from hpo.algorithms import ALGORITHMS, AlgorithmError
 from hpo.heartbeat import Heartbeat
-from hpo.runner import optimize
+from hpo.runner import Diverged, optimize
 from hpo.study import (
     Study,
     create_study,
@@ -38,6 +38,7 @@ __all__ = [
     "ALGORITHMS",
     "AlgorithmError",
     "Direction",
+    "Diverged",
     "DuplicateStudyError",
     "FrozenTrial",
     "Heartbeat",

@@ -4,7 +4,8 @@ the current process (:func:`optimize`), the same loop every Ray worker runs.
 An objective is ``objective(config, budget, report) -> float``. ``report(budget, value)``
 streams an intermediate value to the store and answers whether to go on; when the algorithm
 says stop, the objective should return, and the trial is recorded as pruned. An objective
-that raises is recorded as failed with its traceback; a non-finite value as diverged.
+that raises is recorded as failed with its traceback (out of memory, host or GPU, is named as
+such); a non-finite value, returned or reported, or a raised :class:`Diverged`, as diverged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,24 @@ from hpo.heartbeat import Heartbeat
 from hpo.study import Study, default_worker_id
 
 Report = Callable[[float, float], bool]
+
+#: How long an idle sweep worker waits before asking again (the algorithm waits on a rung,
+#: or the study is full and other workers' trials are still running).
+_IDLE_WAIT = 0.2
+
+
+class Diverged(Exception):
+    """Raised by an objective whose training blew up: the trial is recorded as diverged with
+    the message, not as failed, and the algorithm treats the configuration as the worst."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The stored error of a failed trial: the traceback, led by "out of memory" when the
+    objective ran out of host or GPU memory (so the dashboard and ``study show`` say why)."""
+    text = "".join(traceback.format_exception(exc))
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch's CUDA OOM
+        return f"out of memory: {type(exc).__name__}: {exc}\n{text}"
+    return text
 
 
 class Objective(Protocol):
@@ -41,7 +60,7 @@ def run_trial(study: Study, trial: FrozenTrial, objective: Objective, heartbeat_
     def report(budget: float, value: float) -> bool:
         nonlocal stopped
         study.report(trial, budget, value)
-        last["value"] = value
+        last["value"], last["budget"] = value, budget
         if not math.isfinite(value):
             stopped = True
         elif algorithm is not None and algorithm.stops_early and not stopped:
@@ -54,16 +73,23 @@ def run_trial(study: Study, trial: FrozenTrial, objective: Objective, heartbeat_
             value = objective(trial.params, trial.budget, report)
         except TrialNotHeldError:
             raise
-        except Exception:  # noqa: BLE001 - any error of the user's objective fails only its trial
+        except Diverged as exc:
             if beat.lost is None:
-                study.fail(trial, traceback.format_exc())
+                study.diverge(trial, f"diverged: {exc}")
+            return TrialState.DIVERGED
+        except Exception as exc:  # noqa: BLE001 - any error of the user's objective fails only its trial
+            if beat.lost is None:
+                study.fail(trial, failure_reason(exc))
             return TrialState.FAILED
     if beat.lost is not None:
         raise beat.lost
-    if stopped and math.isfinite(last.get("value", math.nan)):
+    if stopped and not math.isfinite(last["value"]):
+        study.diverge(trial, f"diverged: reported {last['value']} at budget {last['budget']:g}")
+        return TrialState.DIVERGED
+    if stopped:
         study.prune(trial, last["value"])
         return TrialState.PRUNED
-    return study.complete(trial, value if not stopped else last.get("value", value))
+    return study.complete(trial, value)
 
 
 def optimize(
@@ -93,6 +119,43 @@ def optimize(
         trial = study.ask(worker)
         if trial is None:  # the algorithm waits on other workers' running trials
             time.sleep(min(1.0, interval))
+            continue
+        try:
+            outcomes[run_trial(study, trial, objective, interval)] += 1
+        except TrialNotHeldError:
+            continue
+    return outcomes
+
+
+def work(
+    study: Study,
+    objective: Objective,
+    *,
+    worker_id: str,
+    max_trials: int | None = None,
+    deadline: float | None = None,
+    heartbeat_interval: float | None = None,
+) -> dict[TrialState, int]:
+    """A sweep worker's loop: ask, run, record, until the sweep is over for this worker.
+
+    Unlike :func:`optimize`, the stopping rule is the study's, shared by every worker: no
+    new trial once the study holds ``max_trials`` (counted under the study's lock), none
+    after ``deadline`` (``time.time()``, so it means the same in every process). A worker
+    with nothing to start stays while other trials run, because a trial whose worker dies
+    comes back to the queue and someone must take it; it leaves when nothing is queued or
+    running. Returns how many trials this worker ended in each state.
+    """
+    interval = heartbeat_interval or study.record.heartbeat_timeout / 4
+    has_space = study.search_space is not None
+    outcomes = {state: 0 for state in TrialState if state.is_finished}
+    while deadline is None or time.time() < deadline:
+        trial = study.ask(worker_id, max_trials=max_trials) if has_space else study.claim(worker_id)
+        if trial is None:
+            counts = study.counts()
+            full = not has_space or (max_trials is not None and sum(counts.values()) >= max_trials)
+            if full and counts[TrialState.RUNNING] == 0 and counts[TrialState.QUEUED] == 0:
+                break
+            time.sleep(_IDLE_WAIT)
             continue
         try:
             outcomes[run_trial(study, trial, objective, interval)] += 1

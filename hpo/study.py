@@ -177,9 +177,12 @@ class Study:
 
     # ---------------------------------------------------------- worker's side
 
-    def ask(self, worker_id: str | None = None) -> FrozenTrial | None:
+    def ask(self, worker_id: str | None = None, *, max_trials: int | None = None) -> FrozenTrial | None:
         """The next trial for this worker, already held by it: a queued configuration if any,
-        else the algorithm's proposal. None when the algorithm must wait for running trials."""
+        else the algorithm's proposal. None when the algorithm must wait for running trials,
+        or when the study already holds ``max_trials`` trials (a queued one is still handed
+        out: it is one of them). The count is taken under the study's lock, so workers
+        asking together never overshoot it."""
         worker = worker_id or default_worker_id()
         queued = self.claim(worker)
         if queued is not None:
@@ -187,6 +190,8 @@ class Study:
         algorithm = self.algorithm_instance
 
         def decide(trials: list[FrozenTrial]) -> NewTrial | None:
+            if max_trials is not None and len(trials) >= max_trials:
+                return None
             proposal = algorithm.propose(History(trials, self.direction))
             if proposal is None:
                 return None
@@ -212,6 +217,10 @@ class Study:
         """Re-queue (or fail, when out of retries) running trials whose worker went silent."""
         self._last_recovery = time.monotonic()
         return self._store.recover_stale(self.id)
+
+    def release_worker(self, worker_id: str, reason: str, *, retry: bool = True) -> Recovery:
+        """Re-queue (or, without ``retry`` or retries, fail) the trials of a worker known dead."""
+        return self._store.release_worker(self.id, worker_id, reason, retry=retry)
 
     def report(self, trial: FrozenTrial, budget: float, value: float) -> None:
         """Record the value at ``budget`` for a trial this worker holds (also a heartbeat)."""
