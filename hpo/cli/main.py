@@ -1,7 +1,8 @@
 """The ``hpo`` command. Thin: parse, call the core, format.
 
 Every error the core raises on purpose (a bad storage URL, an unknown study, a duplicate name,
-a schema from a newer hposcale, a malformed search space, an unknown algorithm or setting)
+a schema from a newer hposcale, a malformed search space, an unknown algorithm or setting,
+an objective that names nothing, a Ray cluster that cannot be reached)
 becomes one line on stderr and exit code 2, never a traceback.
 """
 
@@ -19,7 +20,9 @@ from hpo.cli.demo import demo
 from hpo.cli.errors import CLIError
 from hpo.cli.spaces_commands import spaces_app
 from hpo.cli.study_commands import study_app
+from hpo.cli.sweep_commands import sweep_app
 from search_spaces import SpaceError
+from workers.errors import SweepError
 
 app = typer.Typer(
     name="hpo",
@@ -31,6 +34,7 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(study_app, name="study")
 app.add_typer(spaces_app, name="spaces")
+app.add_typer(sweep_app, name="sweep")
 app.command("demo")(demo)
 
 EXIT_USAGE = 2
@@ -39,7 +43,7 @@ EXIT_USAGE = 2
 def main() -> None:
     try:
         app()
-    except (StoreError, CLIError, SpaceError, AlgorithmError) as exc:
+    except (StoreError, CLIError, SpaceError, AlgorithmError, SweepError) as exc:
         _fail(str(exc))
     except SQLAlchemyError as exc:  # a database error the store did not anticipate
         _fail(f"database error: {str(exc).splitlines()[0]}")
