@@ -18,7 +18,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "best at full fidelity" in result.stdout
     out = tmp_path / "hpo-demo"
     trials = pd.read_csv(out / "trials.csv")
-    assert 60 <= len(trials) <= 62 and set(trials["state"]) == {"completed"}  # each worker may finish one more
+    assert len(trials) == 60 and set(trials["state"]) == {"completed"}
     assert trials["n_intermediate"].eq(1).all()
     assert trials["budget"].nunique() >= 3, "DEHB spread the trials over its rungs"
     assert trials["worker_id"].nunique() >= 2, "the workers shared the search"
@@ -30,5 +30,5 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     again = subprocess.run(["hpo", "demo", "--trials", "4", "--workers", "2", "--algorithm", "random"],
                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert 4 <= len(pd.read_csv(out / "trials.csv")) <= 5
+    assert len(pd.read_csv(out / "trials.csv")) == 4
     assert "no trial reached full fidelity yet" not in again.stdout  # random search runs every trial in full

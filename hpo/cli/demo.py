@@ -1,15 +1,15 @@
 """``hpo demo``: the product's main job on the embedded default, as far as it exists today.
 
-Today that is a multi-fidelity search coordinated by the study store: a study in SQLite over
-the multi-fidelity Branin function, several worker processes asking the study's algorithm
+Today that is a multi-fidelity sweep on a local Ray, coordinated by the study store: a study
+in SQLite over the multi-fidelity Branin function, Ray workers asking the study's algorithm
 (DEHB by default) for trials at rising fidelities and running them in parallel under
-heartbeats, then the results table, a plot and exports. Ray workers (issue 4), muP proxies (5)
-and scaling laws (6) will take their places in this flow as they land.
+heartbeats (:func:`workers.sweep.run_sweep`, as ``hpo sweep run`` does), then the results
+table, a plot and exports. muP proxies (issue 5) and scaling laws (6) will take their places
+in this flow as they land.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -18,24 +18,19 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
-from db.errors import StoreError, StudyNotFoundError
+from db.errors import StudyNotFoundError
 from db.models import TrialState
 from hpo.cli.options import StorageOption, console
-from hpo.runner import Report, optimize
-from hpo.study import Study, create_study, delete_study, load_study
+from hpo.runner import Report
+from hpo.study import Study, create_study, delete_study
 from search_spaces import get_builtin
 from workers.synthetic import BRANIN_OPTIMUM, branin_cost, branin_mf
 
 # Seconds of sleep per unit of the benchmark's cost model: makes the workers' parallelism visible.
 SECONDS_PER_COST = 0.15
+#: What the demo's workers run (imported by name in each Ray worker).
+OBJECTIVE = "hpo.cli.demo:branin_objective"
 
 
 def demo(
@@ -43,7 +38,7 @@ def demo(
     study_name: Annotated[str, typer.Option("--study", help="Name of the demo study (replaced if it exists).")] = "demo-branin",
     algorithm: Annotated[str, typer.Option(help="Search algorithm (see the README's table).")] = "dehb",
     trials: Annotated[int, typer.Option(min=1, help="Trials to run (each at the fidelity the algorithm picks).")] = 80,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 4,
+    workers: Annotated[int, typer.Option(min=1, help="Ray workers (a local Ray is started).")] = 4,
     output: Annotated[Path, typer.Option(help="Folder for the exports and plots.")] = Path("hpo-demo"),
     seed: Annotated[int, typer.Option(help="Seed of the search algorithm.")] = 0,
 ) -> None:
@@ -55,8 +50,11 @@ def demo(
         f"[bold]2.[/] {algorithm} searches multi-fidelity Branin, fidelity {fidelity.name} from "
         f"{fidelity.min:.3g} to {fidelity.max:g}, for {trials} trials"
     )
-    console.print(f"[bold]3.[/] {workers} worker processes ask the study for trials and run them in parallel")
-    _run_workers(study, workers, trials)
+    console.print(f"[bold]3.[/] {workers} Ray workers (a local Ray) ask the study for trials and run them in parallel")
+    from workers.sweep import run_sweep
+
+    result = run_sweep(study, OBJECTIVE, workers=workers, max_trials=trials)
+    console.print(f"    {result.wall_s:.1f}s on Ray, {result.workers_started} workers started")
     _summarise(study, output)
 
 
@@ -68,7 +66,7 @@ def _fresh_study(name: str, storage: str | None, algorithm: str, seed: int) -> S
     return create_study(
         name,
         storage,
-        objective="workers.synthetic:branin_mf",
+        objective=OBJECTIVE,
         search_space=get_builtin("branin"),
         algorithm=algorithm,
         algorithm_settings={"seed": seed},
@@ -84,41 +82,6 @@ def branin_objective(config: Mapping[str, Any], budget: float | None, report: Re
     value = branin_mf(config["x1"], config["x2"], z)
     report(z, value)
     return value
-
-
-def _worker(storage_url: str, study_name: str, n_trials: int) -> None:
-    study = load_study(study_name, storage_url)
-    while sum(study.counts()[s] for s in TrialState if s.is_finished) < n_trials:
-        optimize(study, branin_objective, n_trials=1)
-
-
-def _run_workers(study: Study, n_workers: int, n_trials: int) -> None:
-    url = study.store.url.render_as_string(hide_password=False)
-    context = mp.get_context("spawn")
-    procs = [context.Process(target=_worker, args=(url, study.name, n_trials), daemon=True) for _ in range(n_workers)]
-    for proc in procs:
-        proc.start()
-    columns = (TextColumn("    trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("trials", total=n_trials, status="")
-        while True:
-            counts = study.counts()
-            done = sum(n for state, n in counts.items() if state.is_finished)
-            best = _best(study)
-            status = f"running {counts[TrialState.RUNNING]}  failed {counts[TrialState.FAILED]}  best {best}"
-            progress.update(task, completed=done, status=status)
-            if done >= n_trials or not any(p.is_alive() for p in procs):
-                break
-            time.sleep(0.25)
-    for proc in procs:
-        proc.join(timeout=30)
-
-
-def _best(study: Study) -> str:
-    try:
-        return f"{study.best_value:.4f}"
-    except StoreError:  # no trial completed yet
-        return "-"
 
 
 def _summarise(study: Study, output: Path) -> None:
