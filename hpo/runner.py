@@ -92,6 +92,17 @@ def run_trial(study: Study, trial: FrozenTrial, objective: Objective, heartbeat_
     return study.complete(trial, value)
 
 
+def run_counted(
+    study: Study, trial: FrozenTrial, objective: Objective, interval: float, outcomes: dict[TrialState, int]
+) -> None:
+    """Run a held trial and count how it ended; one taken away meanwhile (re-queued after this
+    worker's heartbeat stopped) counts nothing: its new holder reports it."""
+    try:
+        outcomes[run_trial(study, trial, objective, interval)] += 1
+    except TrialNotHeldError:
+        pass
+
+
 def optimize(
     study: Study,
     objective: Objective,
@@ -120,10 +131,7 @@ def optimize(
         if trial is None:  # the algorithm waits on other workers' running trials
             time.sleep(min(1.0, interval))
             continue
-        try:
-            outcomes[run_trial(study, trial, objective, interval)] += 1
-        except TrialNotHeldError:
-            continue
+        run_counted(study, trial, objective, interval, outcomes)
     return outcomes
 
 
@@ -157,8 +165,5 @@ def work(
                 break
             time.sleep(_IDLE_WAIT)
             continue
-        try:
-            outcomes[run_trial(study, trial, objective, interval)] += 1
-        except TrialNotHeldError:
-            continue
+        run_counted(study, trial, objective, interval, outcomes)
     return outcomes

@@ -10,10 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from db.errors import TrialNotHeldError
 from db.models import TrialState
 from db.records import FrozenTrial
-from hpo.runner import Objective, Report, run_trial
+from hpo.runner import Objective, Report, run_counted
 from hpo.study import Study, default_worker_id
 
 __all__ = ["Objective", "Report", "drain_queue"]
@@ -47,7 +46,4 @@ def drain_queue(
             return outcomes
         if on_claim is not None:
             on_claim(trial)
-        try:
-            outcomes[run_trial(study, trial, objective, interval)] += 1
-        except TrialNotHeldError:
-            continue
+        run_counted(study, trial, objective, interval, outcomes)
