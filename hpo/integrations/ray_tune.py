@@ -96,8 +96,9 @@ class HpoSearcher(Searcher):
     """A Tune searcher that asks a study for each trial and records what Tune reports.
 
     ``study`` is a :class:`~hpo.study.Study` or a study name in ``storage`` (a URL or store;
-    default ``$HPO_STORAGE``). ``metric`` is the reported key holding the objective; it defaults
-    to the study's ``objective`` or comes from ``TuneConfig(metric=...)``. ``mode`` may be left
+    default ``$HPO_STORAGE``). ``metric`` is the reported key holding the value to optimize, here
+    or from ``TuneConfig(metric=...)`` (the study's ``objective`` names the function a sweep
+    runs, not a metric, so it is not used). ``mode`` may be left
     out (the study's direction decides); given, it must agree with it. ``budget_attr`` is the
     reported key measuring progress in the study's fidelity units.
     """
@@ -114,14 +115,8 @@ class HpoSearcher(Searcher):
         self._study: Study | None = study if isinstance(study, Study) else load_study(study, storage)
         self._study_name = self._study.name
         self._storage_url = _url_without_password(self._study.store)
-        objective = self._study.objective
-        if metric is not None and objective is not None and metric != objective:
-            raise ValueError(
-                f"metric {metric!r} is not the objective {objective!r} of study {self._study_name!r}; "
-                f"report {objective!r} or use a study whose objective is {metric!r}"
-            )
         self._check_mode(mode)
-        super().__init__(metric=metric or objective, mode=_MODES[self._study.direction])
+        super().__init__(metric=metric, mode=_MODES[self._study.direction])
         self.budget_attr = budget_attr
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
@@ -197,7 +192,7 @@ class HpoSearcher(Searcher):
         if self._metric is None:
             raise ValueError(
                 f"HpoSearcher for study {self._study_name!r} has no metric: pass HpoSearcher(metric=...), "
-                "or TuneConfig(metric=...) with a param_space or an HpoScheduler, or give the study an objective"
+                "or TuneConfig(metric=...) with a param_space or an HpoScheduler"
             )
         trial = self.study.ask(worker_id=f"tune:{trial_id}")
         if trial is None:
