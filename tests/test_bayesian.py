@@ -196,3 +196,39 @@ def test_bohb_models_the_largest_budget_with_enough_points(sqlite_url: str) -> N
     history = History(study.trials, study.direction)
     assert sorted({t.budget for t in history.finished}) == [1, 3]
     assert bohb.model_budget(history) == 1
+
+
+def test_tpe_incremental_replay_decides_as_a_fresh_one_through_every_state_change(sqlite_url: str) -> None:
+    """The TPE engine re-reads only new and unfinished trials; each of these changes must still
+    leave it proposing what an engine replaying everything from scratch proposes: a queued
+    trial started, running ones completed, pruned, failed, re-queued after a lost heartbeat."""
+    space = get_builtin("branin")
+    study = hpo.create_study("replay", sqlite_url, search_space=space, algorithm="tpe",
+                             algorithm_settings={"seed": 1, "n_startup_trials": 3}, heartbeat_timeout=60)
+    rng = np.random.default_rng(0)
+
+    def check(step: str) -> None:
+        history = History(study.trials, study.direction)
+        fresh = make_algorithm("tpe", space, study.direction, {"seed": 1, "n_startup_trials": 3})
+        assert study.algorithm_instance.propose(history) == fresh.propose(history), step
+
+    study.enqueue({"x1": 1.0, "x2": 2.0})
+    for _ in range(5):
+        trial = study.ask("a")
+        study.tell(trial, PROBLEMS["branin"].evaluate(trial.params, 1.0, rng))
+        check("completed")
+    running = [study.ask(w) for w in ("b", "c", "d", "e")]
+    check("four running")
+    study.tell(running[1], 3.0)
+    check("a running one completed out of order")
+    study.prune(running[2], 9.0)
+    check("a running one pruned")
+    study.fail(running[3], "boom")
+    check("a running one failed")
+    study.release_worker("b", "worker b died")
+    check("a running one re-queued")
+    requeued = study.ask("f")
+    assert requeued.number == running[0].number
+    check("the re-queued one running again")
+    study.tell(requeued, 4.0)
+    check("and completed")

@@ -76,6 +76,10 @@ class TPEEngine:
         self._study = optuna.create_study(storage=self._storage)
         self._replayed: dict[int, _Entry] = {}  # our trial number -> entry as the study holds it now
         self._trial_ids: dict[int, int] = {}  # our trial number -> Optuna trial id
+        # What the last sync saw: its highest trial number and its unfinished trials. A finished
+        # trial never changes, so the next sync looks only at newer numbers and these.
+        self._last_seen = -1
+        self._open: set[int] = set()
 
     def propose(
         self, trials: Sequence[FrozenTrial], history: History, seed: int, **sampler: Any
@@ -107,16 +111,22 @@ class TPEEngine:
         return any(param.condition for param in self.space.params)
 
     def _sync(self, trials: Sequence[FrozenTrial], history: History) -> optuna.Study:
-        wanted = [(t, entry) for t in sorted(trials, key=lambda t: t.number) if (entry := self._entry(t, history))]
-        if not self._can_update(wanted):
+        changed = [t for t in trials if t.number > self._last_seen or t.number in self._open]
+        wanted = self._wanted(changed, history)
+        if not self._can_update(changed, wanted):
             self._reset()
+            changed = list(trials)
+            wanted = self._wanted(changed, history)
+        self._last_seen = max((t.number for t in trials), default=self._last_seen)
+        self._open = {t.number for t in changed if not t.state.is_finished}
         study, storage = self._study, self._storage
         study_id = storage.get_study_id_from_name(study.study_name)
         wanted_numbers = {entry.number for _, entry in wanted}
-        for number, held in list(self._replayed.items()):
-            if number not in wanted_numbers and held.state is OptunaState.RUNNING:
-                storage.set_trial_state_values(self._trial_ids[number], OptunaState.FAIL)
-                del self._replayed[number]
+        for trial in changed:
+            held = self._replayed.get(trial.number)
+            if held is not None and trial.number not in wanted_numbers:  # was running, now pruned or re-queued
+                storage.set_trial_state_values(self._trial_ids[trial.number], OptunaState.FAIL)
+                del self._replayed[trial.number]
         new = []
         for trial, entry in wanted:
             held = self._replayed.get(entry.number)
@@ -133,13 +143,21 @@ class TPEEngine:
                 self._trial_ids[entry.number] = storage.get_trial_id_from_study_id_trial_number(study_id, optuna_number)
         return study
 
-    def _can_update(self, wanted: list[tuple[FrozenTrial, _Entry]]) -> bool:
+    def _wanted(self, trials: Sequence[FrozenTrial], history: History) -> list[tuple[FrozenTrial, _Entry]]:
+        """The trials the sampler sees, with their entries, in number order."""
+        return [(t, entry) for t in sorted(trials, key=lambda t: t.number) if (entry := self._entry(t, history))]
+
+    def _can_update(self, changed: Sequence[FrozenTrial], wanted: list[tuple[FrozenTrial, _Entry]]) -> bool:
         """Whether updating the held study in place leaves it equal (for the sampler) to a
-        fresh replay: new trials only after every held one, and held ones only finishing."""
+        fresh replay: new trials only after every held one, and held ones only finishing or
+        dropping out while running. ``changed`` are the trials newer than the last sync or
+        unfinished then (a finished trial never changes), ``wanted`` their entries."""
         last = max(self._replayed, default=-1)
         numbers = {entry.number for _, entry in wanted}
-        if any(n not in numbers and held.state is not OptunaState.RUNNING for n, held in self._replayed.items()):
-            return False
+        for trial in changed:
+            held = self._replayed.get(trial.number)
+            if held is not None and trial.number not in numbers and held.state is not OptunaState.RUNNING:
+                return False
         for _, entry in wanted:
             held = self._replayed.get(entry.number)
             if held is None:
