@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
 from db.engine import (
+    WriterLock,
     create_autocommit_engine,
     create_store_engine,
     display_url,
@@ -231,6 +232,7 @@ class Store:
         self.url = resolve_url(url) if not isinstance(url, URL) else url
         self.display_url = display_url(self.url)
         self.engine = create_store_engine(self.url)
+        self._writer_lock = WriterLock(self.url)
         self._autocommit_engine = create_autocommit_engine(self.url, self.engine)
         try:
             with storage_errors(self.url, "cannot open storage"):
@@ -258,7 +260,7 @@ class Store:
         engine = self._autocommit_engine if single_statement else self.engine
         with engine.connect() as conn:
             conn.execution_options(hpo_write=True)
-            with conn.begin():
+            with self._writer_lock(), conn.begin():
                 yield conn
 
     @contextmanager
@@ -445,16 +447,21 @@ class Store:
         decide: Callable[[list[FrozenTrial]], NewTrial | None],
         history: HistoryCache | None = None,
     ) -> FrozenTrial | None:
-        """Let ``decide`` choose the next trial from the study's history, and hand it to
-        ``worker_id``, all under the study's lock.
+        """Hand ``worker_id`` the study's next queued trial, or else the one ``decide`` chooses
+        from the study's history, all in one transaction under the study's lock.
 
         Holding the lock from reading the history to inserting the trial is what makes a
         stateless algorithm safe with many workers: no two asks decide from the same history.
-        (SQLite: the write lock; PostgreSQL: the study's row, locked FOR UPDATE.) A
-        ``history`` cache kept across asks reads only what changed since the last one.
+        (SQLite: the write lock; PostgreSQL: the study's row, locked FOR UPDATE.) Claiming in
+        the same transaction makes an ask one write, not two: on SQLite every write queues
+        for the one lock. A ``history`` cache kept across asks reads only what changed since
+        the last one.
         """
         with self._write() as conn:
             conn.execute(select(Study.id).where(Study.id == study_id).with_for_update())
+            queued = conn.execute(_CLAIM, {"study": study_id, "worker": worker_id, "now": utcnow()}).one_or_none()
+            if queued is not None:
+                return _trial(queued)
             trials = (
                 history.refresh(conn, study_id)
                 if history is not None

@@ -184,15 +184,12 @@ class Study:
         out: it is one of them). The count is taken under the study's lock, so workers
         asking together never overshoot it."""
         worker = worker_id or default_worker_id()
-        queued = self.claim(worker)
-        if queued is not None:
-            return queued
-        algorithm = self.algorithm_instance
+        self._recover_if_due()
 
         def decide(trials: list[FrozenTrial]) -> NewTrial | None:
             if max_trials is not None and len(trials) >= max_trials:
                 return None
-            proposal = algorithm.propose(History(trials, self.direction))
+            proposal = self.algorithm_instance.propose(History(trials, self.direction))
             if proposal is None:
                 return None
             return NewTrial(proposal.config, proposal.budget, proposal.attrs, config_hash(proposal.config))
@@ -209,9 +206,12 @@ class Study:
         Before claiming, stale running trials are recovered (at most once per half heartbeat
         timeout per handle), so a study whose workers died heals as soon as any worker asks.
         """
+        self._recover_if_due()
+        return self._store.claim(self.id, worker_id or default_worker_id())
+
+    def _recover_if_due(self) -> None:
         if time.monotonic() - self._last_recovery > self._record.heartbeat_timeout / 2:
             self.recover_stale()
-        return self._store.claim(self.id, worker_id or default_worker_id())
 
     def recover_stale(self) -> Recovery:
         """Re-queue (or fail, when out of retries) running trials whose worker went silent."""

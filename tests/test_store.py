@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
+import threading
 from datetime import timedelta
 
 import pandas as pd
@@ -211,11 +214,9 @@ def test_history_cache_sees_every_change_another_process_makes(storage_url: str)
     other = load_study("cache", storage_url)
     cache, seen = HistoryCache(), []
 
-    def decide(trials):  # type: ignore[no-untyped-def]
-        seen.append(trials)  # and propose nothing
-
     def cached_equals_full() -> None:
-        mine.store.propose(mine.id, "w", decide, cache)
+        with mine.store.engine.connect() as conn:  # as propose reads it, under its lock
+            seen.append(cache.refresh(conn, mine.id))
         full = mine.store.trials(mine.id, with_intermediate=False)
         assert [(t.number, t.state, t.value, t.worker_id) for t in seen[-1]] == [
             (t.number, t.state, t.value, t.worker_id) for t in full
@@ -235,3 +236,29 @@ def test_history_cache_sees_every_change_another_process_makes(storage_url: str)
     other.enqueue({"x1": 1.0, "x2": 1.0})
     cached_equals_full()
     assert [t.state for t in seen[-1]].count(TrialState.COMPLETED) == 2
+
+
+def test_sqlite_writers_queue_on_the_database_writer_lock(sqlite_url: str) -> None:
+    """Writers wait on ``<database>-writers.lock`` (an flock, woken on release) rather than in
+    SQLite's sleeping busy handler: while another process holds it, no write goes through."""
+    study = create_study("locked", sqlite_url)
+    lock_path = sqlite_url.removeprefix("sqlite:///") + "-writers.lock"
+    assert os.path.exists(lock_path)  # created by the first write
+    fd = os.open(lock_path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    writer = threading.Thread(target=study.enqueue, args=({"lr": 0.1},))
+    writer.start()
+    writer.join(timeout=0.5)
+    assert writer.is_alive() and study.counts()[TrialState.QUEUED] == 0  # reads still work
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    writer.join(timeout=5)
+    assert not writer.is_alive() and study.counts()[TrialState.QUEUED] == 1
+
+
+def test_ask_hands_out_a_queued_trial_before_proposing(sqlite_url: str) -> None:
+    study = create_study("queued-first", sqlite_url, search_space=get_builtin("branin"), algorithm="random")
+    study.enqueue({"x1": 1.0, "x2": 2.0})
+    first, second = study.ask("w"), study.ask("w")
+    assert (first.number, first.params) == (0, {"x1": 1.0, "x2": 2.0})
+    assert second.number == 1 and second.params != first.params
