@@ -219,6 +219,18 @@ def test_sweep_errors_are_one_line(local_ray: None, objectives: Path, sqlite_url
         run_sweep(study, "branin", gpus_per_trial=1, max_trials=1, progress=False)
     with pytest.raises(SweepError, match=r"workers must be >= 1, got 0; max trials must be >= 1, got 0"):
         run_sweep(study, "branin", workers=0, max_trials=0, progress=False)
+    (objectives / "broken_on_workers.py").write_text(
+        "from ray._private.worker import WORKER_MODE, global_worker\n"
+        "if global_worker.mode == WORKER_MODE:\n"
+        "    raise RuntimeError('CUDA driver too old on this node')\n"
+        "def f(config, budget, report):\n"
+        "    return 0.0\n"
+    )
+    started = time.monotonic()
+    with pytest.raises(SweepError, match=r"^workers cannot start: ObjectiveError: cannot import module 'broken_on_workers' of objective "
+                       r"'broken_on_workers:f': RuntimeError: CUDA driver too old on this node$"):
+        run_sweep(study, "broken_on_workers:f", workers=2, max_trials=1, progress=False)
+    assert time.monotonic() - started < 60  # at the first failure, not after a crash loop
     with pytest.raises(hpo.StudyNotFoundError):
         run_sweep("no-such-study", "branin", storage=sqlite_url, max_trials=1, progress=False)
     assert study.trials == []  # nothing ran

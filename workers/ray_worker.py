@@ -1,17 +1,16 @@
 """The Ray actor that runs one sweep worker: :func:`hpo.runner.work` in its own process.
 
 It is a plain class; :mod:`workers.sweep` turns it into an actor with the resources a trial
-needs (``num_cpus``, ``num_gpus``), so Ray places it and sets ``CUDA_VISIBLE_DEVICES``. The
-actor talks to the study store directly: trials, intermediate values and heartbeats never go
-through the driver, which only watches the store and replaces workers that die.
+needs (``num_cpus``, ``num_gpus``), so Ray places it and sets ``CUDA_VISIBLE_DEVICES``, and
+with the driver's import path in ``PYTHONPATH``. The actor talks to the study store directly:
+trials, intermediate values and heartbeats never go through the driver, which only watches
+the store and replaces workers that die.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sys
-from collections.abc import Sequence
 
 from hpo.runner import Objective, work
 from hpo.study import load_study
@@ -28,13 +27,7 @@ class SweepWorker:
         study_name: str,
         objective: str | Objective,
         token: str,
-        sys_path: Sequence[str] = (),
     ) -> None:
-        # The driver's import path, so module:function resolves here as it did there
-        # (a local Ray's workers do not start in the driver's working directory).
-        for entry in reversed(sys_path):
-            if entry not in sys.path:
-                sys.path.insert(0, entry)
         self.worker_id = f"{token}@{socket.gethostname()}:{os.getpid()}"
         self.study = load_study(study_name, storage_url)
         self.objective = resolve_objective(objective) if isinstance(objective, str) else objective

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -159,8 +160,8 @@ def _connect(ray: Any, address: str | None, cpus_needed: float) -> bool:
     if ray.is_initialized():
         return False
     options: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "logging_level": "ERROR"}
-    if address is None:
-        options["num_cpus"] = max(os.cpu_count() or 1, math.ceil(cpus_needed))
+    if address is None:  # "local": never join a cluster someone else left running here
+        options |= {"address": "local", "num_cpus": max(os.cpu_count() or 1, math.ceil(cpus_needed))}
     else:
         _reachable(address)
         options = {"address": address, "log_to_driver": False, "logging_level": "ERROR"}
@@ -224,7 +225,13 @@ class _Driver:
         self.max_trials = max_trials
         self.deadline = None if timeout is None else time.time() + timeout
         self.heartbeat_interval = heartbeat_interval
-        self.actor_class = ray.remote(SweepWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0)
+        # The driver's import path goes into each worker's environment, so a module:function
+        # spec or a pickled callable from the user's own modules imports there too (Ray
+        # unpickles a callable before any code of ours could extend sys.path).
+        path = os.pathsep.join([*_import_path(), *filter(None, [os.environ.get("PYTHONPATH")])])
+        self.actor_class = ray.remote(SweepWorker).options(
+            num_cpus=cpus, num_gpus=gpus, max_restarts=0, runtime_env={"env_vars": {"PYTHONPATH": path}}
+        )
         self.run_id = uuid.uuid4().hex[:6]
         self.storage_url = study.store.url.render_as_string(hide_password=False)
         self.slots: list[_Slot] = []
@@ -258,7 +265,7 @@ class _Driver:
     def _start_worker(self) -> None:
         token = f"ray-{self.run_id}-{self.started}"
         self.started += 1
-        actor = self.actor_class.remote(self.storage_url, self.study.name, self.objective, token, _import_path())
+        actor = self.actor_class.remote(self.storage_url, self.study.name, self.objective, token)
         identity = actor.identity.remote()  # first: an actor runs its calls in order, and run() is long
         run = actor.run.remote(self.max_trials, self.deadline, self.heartbeat_interval)
         self.slots.append(_Slot(actor, token, identity, run))
@@ -270,6 +277,9 @@ class _Driver:
             return  # the sweep is over for this worker
         except self.ray.exceptions.RayError as exc:
             reason, out_of_memory = _death(exc)
+            if getattr(exc, "actor_init_failed", False):  # it would fail the same way every time
+                self._stop_all("a worker could not start")
+                raise SweepError(f"workers cannot start: {_start_failure(exc)}") from None
         worker_id = self._worker_id(slot)
         self.deaths.append(f"{worker_id or slot.token}: {reason}")
         if worker_id is not None:
@@ -324,6 +334,13 @@ def _death(exc: Exception) -> tuple[str, bool]:
     detail = lines[-1].split(". ")[0] if len(lines) > 1 else ""
     reason = f"{type(exc).__name__}: {lines[0]}" + (f" {detail}" if detail else "")
     return (f"out of memory: {reason}" if out_of_memory else reason)[:400], out_of_memory
+
+
+def _start_failure(exc: Exception) -> str:
+    """The last line of the error a worker's constructor raised (the exception itself),
+    its class named without its module."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return re.sub(r"^[\w.]+\.(\w+: )", r"\1", lines[-1])[:300] if lines else type(exc).__name__
 
 
 def _import_path() -> list[str]:
