@@ -260,6 +260,29 @@ def test_cli_sweep_run_with_a_builtin_objective_and_one_line_errors(tmp_path: Pa
         assert failed.stderr.startswith(message) and len(failed.stderr.strip().splitlines()) == 1, failed.stderr
 
 
+def test_ctrl_c_requeues_running_trials_and_a_rerun_finishes_the_sweep(objectives: Path, sqlite_url: str) -> None:
+    hpo.create_study("ctrl-c", sqlite_url, search_space=_branin_space(), algorithm="random", heartbeat_timeout=600)
+    command = ["hpo", "sweep", "run", "ctrl-c", "--storage", sqlite_url, "--objective", "sweep_objectives:branin",
+               "--workers", "2", "--max-trials", "16"]
+    env = {**os.environ, "PYTHONPATH": str(objectives), "SWEEP_SLEEP": "1.0"}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    study = hpo.load_study("ctrl-c", sqlite_url)
+    deadline = time.monotonic() + 120
+    while study.counts()[TrialState.COMPLETED] < 2:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    first.send_signal(signal.SIGINT)
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 130
+    assert "interrupted: running trials were re-queued" in out
+    counts = study.counts()
+    assert counts[TrialState.RUNNING] == 0 and counts[TrialState.QUEUED] >= 1  # given back at once, not after 600 s
+
+    second = subprocess.run(command, env={**env, "SWEEP_SLEEP": "0.05"}, capture_output=True, text=True, timeout=300, check=False)
+    assert second.returncode == 0, second.stderr
+    assert Counter(t.state for t in study.trials) == {TrialState.COMPLETED: 16}
+
+
 def _branin_space() -> hpo.SearchSpace:
     from search_spaces import get_builtin
 

@@ -10,6 +10,9 @@ from rich.table import Table
 from db.models import TrialState
 from hpo.cli.options import StorageOption, console
 
+#: The shell's convention for a command ended by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
 sweep_app = typer.Typer(help="Run a study's search on Ray workers.", no_args_is_help=True)
 
 
@@ -52,7 +55,8 @@ def run_command(
         timeout=timeout,
         progress=not quiet,
     )
-    table = Table(title=f"sweep of {result.study}: {result.wall_s:.1f}s, {result.workers_started} workers started")
+    console.print(f"sweep of {result.study}: {result.wall_s:.1f}s, {result.workers_started} workers started")
+    table = Table()
     table.add_column("state")
     table.add_column("trials", justify="right")
     for state in TrialState:
@@ -65,3 +69,4 @@ def run_command(
         console.print(f"worker died and was replaced: {death}")
     if result.interrupted:
         console.print("interrupted: running trials were re-queued; run the same command to resume")
+        raise typer.Exit(EXIT_INTERRUPTED)
