@@ -97,8 +97,34 @@ class Param:
         raise NotImplementedError
 
 
+class _Range(Param):
+    """What Float and Int share: [low, high] on a linear or log line, mapped to the unit cube
+    through ``_bounds`` (the line's ends, which Int widens by half a step)."""
+
+    low: Any
+    high: Any
+    log: bool
+
+    def _bounds(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def encode(self, value: Any) -> float:
+        lo, hi = self._bounds()
+        x = math.log(value) if self.log else float(value)
+        return (x - lo) / (hi - lo)
+
+    def _on_line(self, u: float) -> float:
+        """The point a unit-cube coordinate (clipped to [0, 1]) stands for, in the value's units."""
+        lo, hi = self._bounds()
+        x = lo + min(max(u, 0.0), 1.0) * (hi - lo)
+        return math.exp(x) if self.log else x
+
+    def _fields(self) -> dict[str, Any]:
+        return {"low": self.low, "high": self.high, **({"log": True} if self.log else {})}
+
+
 @dataclass(frozen=True)
-class Float(Param):
+class Float(_Range):
     """A real number in [low, high], sampled uniformly or (``log=True``) log-uniformly."""
 
     low: float = 0.0
@@ -127,22 +153,12 @@ class Float(Param):
             raise SpaceError(f"value {number:g} is outside [{self.low:g}, {self.high:g}]")
         return number
 
-    def encode(self, value: Any) -> float:
-        lo, hi = self._bounds()
-        x = math.log(value) if self.log else float(value)
-        return (x - lo) / (hi - lo)
-
     def decode(self, u: float) -> float:
-        lo, hi = self._bounds()
-        x = lo + min(max(u, 0.0), 1.0) * (hi - lo)
-        return min(max(math.exp(x) if self.log else x, self.low), self.high)
-
-    def _fields(self) -> dict[str, Any]:
-        return {"low": self.low, "high": self.high, **({"log": True} if self.log else {})}
+        return min(max(self._on_line(u), self.low), self.high)
 
 
 @dataclass(frozen=True)
-class Int(Param):
+class Int(_Range):
     """An integer in [low, high]; with ``log=True`` small values are as likely as large ones
     per factor (batch sizes 8..512), and the low end must be >= 1."""
 
@@ -178,18 +194,8 @@ class Int(Param):
             raise SpaceError(f"value {int(number)} is outside [{self.low}, {self.high}]")
         return int(number)
 
-    def encode(self, value: Any) -> float:
-        lo, hi = self._bounds()
-        x = math.log(value) if self.log else float(value)
-        return (x - lo) / (hi - lo)
-
     def decode(self, u: float) -> int:
-        lo, hi = self._bounds()
-        x = lo + min(max(u, 0.0), 1.0) * (hi - lo)
-        return min(max(round(math.exp(x) if self.log else x), self.low), self.high)
-
-    def _fields(self) -> dict[str, Any]:
-        return {"low": self.low, "high": self.high, **({"log": True} if self.log else {})}
+        return min(max(round(self._on_line(u)), self.low), self.high)
 
 
 @dataclass(frozen=True)
