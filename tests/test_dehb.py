@@ -11,25 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from toy_problem import quadratic, toy_space
 
 import hpo
 from hpo.algorithms import History, bracket_schedule, make_algorithm
 from hpo.algorithms.dehb import DEHB, crossover, mutate, repair
-from search_spaces import Fidelity, Float, SearchSpace, config_hash, get_builtin
+from search_spaces import SearchSpace, config_hash, get_builtin
 from workers.problems import PROBLEMS, run_on_budget
 
 # R = 9, eta = 3: brackets (n, budget) per rung; 22 trials in the first iteration.
 FIRST_ITERATION = [[(9, 1), (3, 3), (1, 9)], [(5, 3), (1, 9)], [(3, 9)]]
 
 
-def space(min_budget: float = 1, max_budget: float = 9) -> SearchSpace:
-    return SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)}, fidelity=Fidelity("steps", min_budget, max_budget))
-
-
-def quadratic(config, budget, report):  # type: ignore[no-untyped-def]
-    value = (config["x"] - 0.3) ** 2 + (config["y"] - 0.7) ** 2 + 1.0 / budget
-    report(budget, value)
-    return value
+def space() -> SearchSpace:
+    return toy_space(1, 9)
 
 
 def dehb_study(url: str, name: str = "dehb", algorithm: str = "dehb", seed: int = 1) -> hpo.Study:
@@ -115,7 +110,7 @@ def test_reloading_mid_run_proposes_what_the_original_would(sqlite_url: str, tmp
     hpo.optimize(study, quadratic, n_trials=30)  # stops inside the second iteration
     script = (
         "import sys, hpo\n"
-        "from tests.test_dehb import quadratic\n"
+        "from tests.toy_problem import quadratic\n"
         "hpo.optimize(hpo.load_study('resumed', sys.argv[1]), quadratic, n_trials=15)\n"
     )
     subprocess.run([sys.executable, "-c", script, sqlite_url], check=True, cwd=Path(__file__).parent.parent)

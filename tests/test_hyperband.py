@@ -9,11 +9,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from toy_problem import quadratic
+from toy_problem import toy_space as space
 
 import hpo
 from hpo.algorithms import History, bracket_schedule, make_algorithm
 from hpo.algorithms.hyperband import rung_budgets
-from search_spaces import Fidelity, Float, SearchSpace
+from search_spaces import Float, SearchSpace
 
 # Li et al. (JMLR 2018), Table 1: R = 81, eta = 3. (n_i, r_i) for each bracket s = 4..0.
 PAPER_TABLE = [
@@ -23,16 +25,6 @@ PAPER_TABLE = [
     [(8, 27), (2, 81)],
     [(5, 81)],
 ]
-
-
-def space(min_budget: float = 1, max_budget: float = 81) -> SearchSpace:
-    return SearchSpace({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)}, fidelity=Fidelity("steps", min_budget, max_budget))
-
-
-def quadratic(config, budget, report):  # type: ignore[no-untyped-def]
-    value = (config["x"] - 0.3) ** 2 + (config["y"] - 0.7) ** 2 + 1.0 / budget
-    report(budget, value)
-    return value
 
 
 def test_schedule_equals_the_paper() -> None:
@@ -88,7 +80,7 @@ def test_reloading_mid_bracket_continues_the_same_bracket(sqlite_url: str, tmp_p
     hpo.optimize(study, quadratic, n_trials=11)  # stops inside the first bracket's first rung (27 configs)
     script = (
         "import sys, hpo\n"
-        "from tests.test_hyperband import quadratic\n"
+        "from tests.toy_problem import quadratic\n"
         "hpo.optimize(hpo.load_study('resumed', sys.argv[1]), quadratic, n_trials=9)\n"
     )
     subprocess.run([sys.executable, "-c", script, sqlite_url], check=True, cwd=Path(__file__).parent.parent)
