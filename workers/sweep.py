@@ -32,7 +32,7 @@ from typing import Any
 
 from db.models import TrialState
 from db.records import FrozenTrial
-from hpo.runner import Objective
+from hpo.runner import Objective, sweep_done
 from hpo.study import Study, load_study
 from workers.errors import SweepError
 from workers.objectives import resolve_objective
@@ -159,12 +159,12 @@ def _connect(ray: Any, address: str | None, cpus_needed: float) -> bool:
     """Join or start Ray; True when this call started it (and so must stop it)."""
     if ray.is_initialized():
         return False
-    options: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "logging_level": "ERROR"}
+    options: dict[str, Any] = {"address": address, "log_to_driver": False, "logging_level": "ERROR"}
     if address is None:  # "local": never join a cluster someone else left running here
-        options |= {"address": "local", "num_cpus": max(os.cpu_count() or 1, math.ceil(cpus_needed))}
+        cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed))
+        options |= {"address": "local", "num_cpus": cpus, "include_dashboard": False}
     else:
         _reachable(address)
-        options = {"address": address, "log_to_driver": False, "logging_level": "ERROR"}
     try:
         ray.init(**options)
     except Exception as exc:  # noqa: BLE001 - Ray raises many kinds here; each is one line for the user
@@ -300,11 +300,7 @@ class _Driver:
     def _over(self) -> bool:
         if self.deadline is not None and time.time() >= self.deadline:
             return True
-        if self.max_trials is None:
-            return False
-        counts = self.study.counts()
-        open_ = counts[TrialState.RUNNING] + counts[TrialState.QUEUED]
-        return sum(counts.values()) >= self.max_trials and open_ == 0
+        return sweep_done(self.study.counts(), self.max_trials, has_space=self.study.search_space is not None)
 
     def _stop_all(self, why: str) -> None:
         """Kill every actor and give its trials back at once, so a re-run resumes them without
