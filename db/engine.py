@@ -168,12 +168,24 @@ class WriterLock:
         if self._path is None:
             yield
             return
-        fd, pid = getattr(self._local, "fd", None), os.getpid()
-        if fd is None or self._local.pid != pid:  # a forked child shares its parent's descriptor
-            fd = self._local.fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-            self._local.pid = pid
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        handle = getattr(self._local, "handle", None)
+        if handle is None or handle.pid != os.getpid():  # a forked child shares its parent's descriptor
+            handle = self._local.handle = _LockFile(self._path)
+        fcntl.flock(handle.fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            fcntl.flock(handle.fd, fcntl.LOCK_UN)
+
+
+class _LockFile:
+    """An open descriptor on the lock file, closed when its thread's local data goes (each
+    trial's heartbeat thread writes, so descriptors must not outlive their threads)."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            os.close(self.fd)

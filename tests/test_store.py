@@ -262,3 +262,16 @@ def test_ask_hands_out_a_queued_trial_before_proposing(sqlite_url: str) -> None:
     first, second = study.ask("w"), study.ask("w")
     assert (first.number, first.params) == (0, {"x1": 1.0, "x2": 2.0})
     assert second.number == 1 and second.params != first.params
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open descriptors in /proc")
+def test_writer_lock_descriptors_close_with_their_threads(sqlite_url: str) -> None:
+    """Every trial's heartbeat thread writes; its lock-file descriptor must go with it."""
+    study = create_study("fds", sqlite_url)
+    study.enqueue({"lr": 0.1})  # this thread's descriptor, opened once
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(100):
+        writer = threading.Thread(target=study.enqueue, args=({"lr": 0.2},))
+        writer.start()
+        writer.join()
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
