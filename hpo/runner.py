@@ -53,7 +53,6 @@ def run_trial(study: Study, trial: FrozenTrial, objective: Objective, heartbeat_
     Raises :class:`TrialNotHeldError` if the trial was taken away meanwhile (its heartbeat
     stopped long enough for it to be re-queued): its result belongs to the new holder.
     """
-    algorithm = study.algorithm_instance if study.search_space is not None else None
     last: dict[str, float] = {}
     stopped = False
 
@@ -63,9 +62,8 @@ def run_trial(study: Study, trial: FrozenTrial, objective: Objective, heartbeat_
         last["value"], last["budget"] = value, budget
         if not math.isfinite(value):
             stopped = True
-        elif algorithm is not None and algorithm.stops_early and not stopped:
-            peers = study.store.values_at(study.id, budget, exclude_trial=trial.id)
-            stopped = not algorithm.should_continue(trial, budget, value, peers)
+        elif not stopped:
+            stopped = not study.should_continue(trial, budget, value)
         return not stopped
 
     with Heartbeat(study.store, trial, heartbeat_interval) as beat:

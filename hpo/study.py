@@ -226,6 +226,15 @@ class Study:
         """Record the value at ``budget`` for a trial this worker holds (also a heartbeat)."""
         self._store.report(trial.id, _holder(trial), budget, value)
 
+    def should_continue(self, trial: FrozenTrial, budget: float, value: float) -> bool:
+        """Whether a trial that reported ``value`` at ``budget`` should train on: the
+        algorithm's early-stopping rule (ASHA's stopping mode) against every other trial's
+        value at that budget; always yes for algorithms that do not stop trials early."""
+        if self.search_space is None or not self.algorithm_instance.stops_early:
+            return True
+        peers = self._store.values_at(self.id, budget, exclude_trial=trial.id)
+        return self.algorithm_instance.should_continue(trial, budget, value, peers)
+
     def heartbeat(self, trial: FrozenTrial) -> None:
         self._store.heartbeat(trial.id, _holder(trial))
 

@@ -370,16 +370,10 @@ class HpoScheduler(FIFOScheduler):
             return TrialScheduler.CONTINUE
         if held.lost or held.reached or held.last_value is None or not math.isfinite(held.last_value):
             return TrialScheduler.STOP
-        study = self.searcher.study
-        if study.search_space is None:
-            return TrialScheduler.CONTINUE
-        algorithm = study.algorithm_instance
-        if algorithm.stops_early:
-            assert held.last_budget is not None
-            peers = study.store.values_at(study.id, held.last_budget, exclude_trial=held.trial.id)
-            if not algorithm.should_continue(held.trial, held.last_budget, held.last_value, peers):
-                held.stopped = True
-                return TrialScheduler.STOP
+        assert held.last_budget is not None
+        if not self.searcher.study.should_continue(held.trial, held.last_budget, held.last_value):
+            held.stopped = True
+            return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
     def debug_string(self) -> str:
