@@ -159,12 +159,15 @@ class ASHA(Algorithm):
         return Proposal(self.sample_new(history, rng), self.brackets[bracket][0], {"bracket": bracket, "rung": 0})
 
     def _promotion(self, history: History, bracket: int, budgets: list[float]) -> Proposal | None:
-        in_bracket = [t for t in history.trials if t.attrs.get("bracket") == bracket and "rung" in t.attrs]
+        by_rung: dict[int, list[FrozenTrial]] = {}  # one pass over the history, not one per rung
+        for t in history.trials:
+            if t.attrs.get("bracket") == bracket and "rung" in t.attrs:
+                by_rung.setdefault(t.attrs["rung"], []).append(t)
         for k in range(len(budgets) - 2, -1, -1):
-            recorded = [t for t in in_bracket if t.attrs["rung"] == k and t.state.is_finished]
+            recorded = [t for t in by_rung.get(k, []) if t.state.is_finished]
             top = sorted((t for t in recorded if math.isfinite(history.score(t))), key=history.score)
             top = top[: int(len(recorded) // self.eta)]
-            promoted = {t.attrs.get("parent") for t in in_bracket if t.attrs["rung"] == k + 1}
+            promoted = {t.attrs.get("parent") for t in by_rung.get(k + 1, [])}
             for trial in top:
                 if trial.number not in promoted:
                     attrs = {"bracket": bracket, "rung": k + 1, "parent": trial.number}
