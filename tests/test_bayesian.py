@@ -232,3 +232,7 @@ def test_tpe_incremental_replay_decides_as_a_fresh_one_through_every_state_chang
     check("the re-queued one running again")
     study.tell(requeued, 4.0)
     check("and completed")
+    for _ in range(110):  # past the point where the engine drops its own asked trials and replays afresh
+        trial = study.ask("a")
+        study.tell(trial, PROBLEMS["branin"].evaluate(trial.params, 1.0, rng))
+    check("after a fresh replay")

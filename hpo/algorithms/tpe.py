@@ -80,12 +80,17 @@ class TPEEngine:
         # trial never changes, so the next sync looks only at newer numbers and these.
         self._last_seen = -1
         self._open: set[int] = set()
+        self._asked = 0  # the sampler's own trials, told failed, that the study carries along
 
     def propose(
         self, trials: Sequence[FrozenTrial], history: History, seed: int, **sampler: Any
     ) -> dict[str, Any]:
         """A configuration from TPE fitted on ``trials`` (finished ones as observations,
         running ones as constant-liar placeholders), the sampler seeded with ``seed``."""
+        if self._asked > max(len(self._replayed), 100):
+            # Every ask leaves a failed trial behind, invisible to TPE but scanned by it on
+            # every later ask: replay afresh once they outnumber our own trials.
+            self._reset()
         study = self._sync(trials, history)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -104,6 +109,7 @@ class TPEEngine:
                 # The asked trial is not one of ours: failed trials are invisible to the
                 # sampler, so the study stays equivalent to a fresh replay.
                 study.tell(trial, state=OptunaState.FAIL)
+                self._asked += 1
         return config
 
     @property
