@@ -100,6 +100,9 @@ _ANY_QUEUED = (
 # PostgreSQL's FOR UPDATE with LIMIT may return no row while queued rows remain (the row it
 # picked was claimed under it); a claim then looks again, this many times at most.
 _CLAIM_ATTEMPTS = 20
+#: Trial attrs the search algorithms write; an objective's own facts may not overwrite them.
+_ALGORITHM_ATTRS = frozenset({"bracket", "rung", "s", "parent", "kind", "target"})
+
 _HELD = (
     Trial.id == bindparam("trial"),
     Trial.state == TrialState.RUNNING.value,
@@ -543,6 +546,21 @@ class Store:
         with self._write() as conn:
             self._touch(conn, trial_id, worker_id, params["now"])
             conn.execute(_SQLITE_REPORT, params)
+
+    @_translate_db_errors
+    def set_trial_attrs(self, trial_id: int, worker_id: str, attrs: Mapping[str, Any]) -> None:
+        """Add facts the objective learned while running (a model's parameter count, the
+        tokens it trained on) to a held trial's attrs; also a heartbeat. A key the algorithms
+        set (bracket, rung, parent, ...) keeps its value: :class:`ValueError` if asked to change it."""
+        with self._write() as conn:
+            now = utcnow()
+            self._touch(conn, trial_id, worker_id, now)
+            current = conn.execute(select(Trial.attrs).where(Trial.id == trial_id)).scalar_one() or {}
+            new = _json_safe(dict(attrs))
+            clash = sorted(k for k in new if k in current and current[k] != new[k] and k in _ALGORITHM_ATTRS)
+            if clash:
+                raise ValueError(f"trial attrs {', '.join(clash)} belong to the search algorithm; use other names")
+            conn.execute(update(Trial).where(Trial.id == trial_id).values(attrs={**current, **new}))
 
     @_translate_db_errors
     def heartbeat(self, trial_id: int, worker_id: str) -> None:

@@ -43,6 +43,31 @@ def failure_reason(exc: BaseException) -> str:
     return text
 
 
+class TrialReporter:
+    """The ``report`` an objective receives: ``report(budget, value)`` streams an intermediate
+    value and answers whether to go on; ``report.record(**facts)`` keeps facts about the run
+    (a model's parameter count, the tokens it saw) in the trial's attrs, where the scaling
+    module reads them. Plain functions that only call ``report(budget, value)`` need nothing else."""
+
+    def __init__(self, study: Study, trial: FrozenTrial) -> None:
+        self._study, self._trial = study, trial
+        self.stopped = False
+        self.last_value = math.nan
+        self.last_budget = math.nan
+
+    def __call__(self, budget: float, value: float) -> bool:
+        self._study.report(self._trial, budget, value)
+        self.last_value, self.last_budget = value, budget
+        if not math.isfinite(value):
+            self.stopped = True
+        elif not self.stopped:
+            self.stopped = not self._study.should_continue(self._trial, budget, value)
+        return not self.stopped
+
+    def record(self, **facts: Any) -> None:
+        self._study.set_trial_attrs(self._trial, facts)
+
+
 class Objective(Protocol):
     def __call__(self, config: Mapping[str, Any], budget: float | None, report: Report) -> float: ...
 
@@ -53,18 +78,7 @@ def run_trial(study: Study, trial: FrozenTrial, objective: Objective, heartbeat_
     Raises :class:`TrialNotHeldError` if the trial was taken away meanwhile (its heartbeat
     stopped long enough for it to be re-queued): its result belongs to the new holder.
     """
-    last: dict[str, float] = {}
-    stopped = False
-
-    def report(budget: float, value: float) -> bool:
-        nonlocal stopped
-        study.report(trial, budget, value)
-        last["value"], last["budget"] = value, budget
-        if not math.isfinite(value):
-            stopped = True
-        elif not stopped:
-            stopped = not study.should_continue(trial, budget, value)
-        return not stopped
+    report = TrialReporter(study, trial)
 
     with Heartbeat(study.store, trial, heartbeat_interval) as beat:
         try:
@@ -81,11 +95,11 @@ def run_trial(study: Study, trial: FrozenTrial, objective: Objective, heartbeat_
             return TrialState.FAILED
     if beat.lost is not None:
         raise beat.lost
-    if stopped and not math.isfinite(last["value"]):
-        study.diverge(trial, f"diverged: reported {last['value']} at budget {last['budget']:g}")
+    if report.stopped and not math.isfinite(report.last_value):
+        study.diverge(trial, f"diverged: reported {report.last_value} at budget {report.last_budget:g}")
         return TrialState.DIVERGED
-    if stopped:
-        study.prune(trial, last["value"])
+    if report.stopped:
+        study.prune(trial, report.last_value)
         return TrialState.PRUNED
     return study.complete(trial, value)
 

@@ -226,6 +226,11 @@ class Study:
         """Record the value at ``budget`` for a trial this worker holds (also a heartbeat)."""
         self._store.report(trial.id, _holder(trial), budget, value)
 
+    def set_trial_attrs(self, trial: FrozenTrial, attrs: Mapping[str, Any]) -> None:
+        """Record facts an objective learned about a trial it holds (say, the model's parameter
+        count and the tokens it trained), kept in the trial's attrs beside the algorithm's."""
+        self._store.set_trial_attrs(trial.id, _holder(trial), attrs)
+
     def should_continue(self, trial: FrozenTrial, budget: float, value: float) -> bool:
         """Whether a trial that reported ``value`` at ``budget`` should train on: the
         algorithm's early-stopping rule (ASHA's stopping mode) against every other trial's
