@@ -1,0 +1,107 @@
+"""A residual MLP classifier for proxy sweeps, in SP, muP or depth-muP.
+
+An input layer (``embed``: features to width, the MLP's analogue of an embedding: its fan-in
+does not grow), ``depth`` residual blocks ``h + m * relu(W h)`` and a readout to the classes.
+The residual form is what lets depth-muP scale the branches. N counts the blocks only:
+``N = depth * (width^2 + width)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from mup import MuReadout
+from torch import nn
+from torch.nn import functional as F
+
+from workers.proxies.parameterization import ProxyConfigError, Scaling, attach_base_shapes
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    in_features: int = 64
+    classes: int = 10
+    width: int = 128
+    depth: int = 2
+    param: str = "mup"
+    base_width: int = 64
+    base_depth: int = 2
+    depth_alpha: float = 1.0
+    init_std: float = 0.02
+    output_mult: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("in_features", "classes"):
+            if getattr(self, name) < 1:
+                raise ProxyConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def scaling(self) -> Scaling:
+        return Scaling(self.param, self.width, self.base_width, self.depth, self.base_depth, self.depth_alpha)
+
+    @property
+    def non_embedding_params(self) -> int:
+        return self.depth * (self.width * self.width + self.width)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, cfg: MLPConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(cfg.width, cfg.width)
+        self.branch_mult = cfg.scaling.branch_mult
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.branch_mult * F.relu(self.fc(h))
+
+
+class ResidualMLP(nn.Module):
+    """Maps features (batch, in_features) to logits (batch, classes)."""
+
+    def __init__(self, cfg: MLPConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Linear(cfg.in_features, cfg.width)
+        self.blocks = nn.ModuleList(ResidualBlock(cfg) for _ in range(cfg.depth))
+        if cfg.scaling.is_mup:
+            self.readout: nn.Linear = MuReadout(
+                cfg.width, cfg.classes, readout_zero_init=True, output_mult=cfg.output_mult
+            )
+        else:
+            self.readout = nn.Linear(cfg.width, cfg.classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        for block in self.blocks:
+            h = block(h)
+        logits = self.readout(h)
+        return logits if self.cfg.scaling.is_mup else self.cfg.output_mult * logits
+
+    @torch.no_grad()
+    def initialize(self) -> None:
+        cfg, scaling = self.cfg, self.cfg.scaling
+        nn.init.normal_(self.embed.weight, std=scaling.hidden_std(cfg.init_std, cfg.in_features))
+        nn.init.zeros_(self.embed.bias)
+        for block in self.blocks:
+            nn.init.normal_(block.fc.weight, std=scaling.hidden_std(cfg.init_std, cfg.width))
+            nn.init.zeros_(block.fc.bias)
+        if scaling.is_mup:
+            self.readout.weight.zero_()
+        else:
+            nn.init.normal_(self.readout.weight, std=scaling.hidden_std(cfg.init_std, cfg.width))
+        nn.init.zeros_(self.readout.bias)
+
+    def non_embedding_params(self) -> int:
+        return sum(p.numel() for name, p in self.named_parameters() if name.startswith("blocks."))
+
+
+def build_mlp(cfg: MLPConfig) -> ResidualMLP:
+    """The model, with base shapes attached (muP) and initialised, on the CPU."""
+    model = ResidualMLP(cfg)
+    if cfg.scaling.is_mup:
+        with torch.device("meta"):
+            base = ResidualMLP(replace(cfg, width=cfg.base_width))
+            delta = ResidualMLP(replace(cfg, width=2 * cfg.base_width))
+        attach_base_shapes(model, base, delta)
+    model.initialize()
+    return model
