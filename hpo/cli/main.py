@@ -18,6 +18,7 @@ from hpo.algorithms import AlgorithmError
 from hpo.cli.db_commands import db_app
 from hpo.cli.demo import demo
 from hpo.cli.errors import CLIError
+from hpo.cli.mup_commands import mup_app
 from hpo.cli.spaces_commands import spaces_app
 from hpo.cli.study_commands import study_app
 from hpo.cli.sweep_commands import sweep_app
@@ -35,6 +36,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(study_app, name="study")
 app.add_typer(spaces_app, name="spaces")
 app.add_typer(sweep_app, name="sweep")
+app.add_typer(mup_app, name="mup")
 app.command("demo")(demo)
 
 EXIT_USAGE = 2
