@@ -1,7 +1,9 @@
 """Turning an objective spec into the callable a worker runs.
 
 A spec is ``module:function`` (any importable module; the function is called as
-``objective(config, budget, report) -> float``) or the name of a built-in objective. The
+``objective(config, budget, report) -> float``) or the name of a built-in objective: a
+synthetic benchmark problem, or a muP proxy (``proxy:gpt``, ``proxy:mlp``), which reads the
+study it serves (its fidelity's unit and rungs). The
 driver resolves the spec once before starting any worker, so a typo is a one-line error and
 not a cluster of crashed actors; each worker then resolves it again in its own process, so
 only the string crosses the wire and the objective's module is imported where it runs.
@@ -11,23 +13,42 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from hpo.runner import Objective
 from workers.errors import ObjectiveError
 from workers.problems import PROBLEMS
 
+if TYPE_CHECKING:
+    from hpo.study import Study
 
-def builtin_objectives() -> dict[str, Callable[[], Objective]]:
-    """Built-in objectives by name: the synthetic benchmark problems (each evaluated at the
-    trial's budget, with the problem's noise), for trying a sweep without writing one."""
-    return {name: problem.objective for name, problem in PROBLEMS.items()}
+PROXY_MODELS = ("gpt", "mlp")
 
 
-def resolve_objective(spec: str) -> Objective:
-    """The objective a spec names; :class:`ObjectiveError` with the fix when it names nothing."""
+def builtin_objectives() -> dict[str, Callable[[Study | None], Objective]]:
+    """Built-in objectives by name, each made for the study it will serve: the synthetic
+    benchmark problems (evaluated at the trial's budget, with the problem's noise), and the
+    muP proxies trained on data that ships with Python and scikit-learn."""
+    builtins: dict[str, Callable[[Study | None], Objective]] = {
+        name: (lambda _study, problem=problem: problem.objective()) for name, problem in PROBLEMS.items()
+    }
+    for model in PROXY_MODELS:
+        builtins[f"proxy:{model}"] = lambda study, model=model: _proxy(model, study)
+    return builtins
+
+
+def _proxy(model: str, study: Study | None) -> Objective:
+    from workers.proxies.objective import proxy_objective  # torch loads only when asked for
+
+    return proxy_objective(model, study)
+
+
+def resolve_objective(spec: str, study: Study | None = None) -> Objective:
+    """The objective a spec names, made for ``study``; :class:`ObjectiveError` with the fix
+    when it names nothing."""
     builtins = builtin_objectives()
     if spec in builtins:
-        return builtins[spec]()
+        return builtins[spec](study)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ObjectiveError(

@@ -30,7 +30,7 @@ class SweepWorker:
     ) -> None:
         self.worker_id = f"{token}@{socket.gethostname()}:{os.getpid()}"
         self.study = load_study(study_name, storage_url)
-        self.objective = resolve_objective(objective) if isinstance(objective, str) else objective
+        self.objective = resolve_objective(objective, self.study) if isinstance(objective, str) else objective
 
     def identity(self) -> str:
         return self.worker_id

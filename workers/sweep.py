@@ -109,7 +109,7 @@ def run_sweep(
             "or a built-in such as branin)"
         )
     if isinstance(spec, str):
-        resolve_objective(spec)  # a typo fails here, in one line, before any worker starts
+        resolve_objective(spec, handle)  # a typo fails here, in one line, before any worker starts
     if handle.search_space is None and handle.counts()[TrialState.QUEUED] == 0:
         raise SweepError(
             f"study {handle.name!r} has no search space and no queued trials: nothing to run; "
