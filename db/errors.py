@@ -37,3 +37,7 @@ class TrialNotFoundError(StoreError, LookupError):
 
 class TrialNotHeldError(StoreError):
     """The worker reported on a trial it no longer holds (finished, or re-queued after its heartbeat stopped)."""
+
+
+class FitNotFoundError(StoreError, LookupError):
+    """No scaling fit of that name."""

@@ -156,3 +156,19 @@ class IntermediateValue(Base):
     reported_at: Mapped[datetime]
 
     trial: Mapped[Trial] = relationship(back_populates="intermediate_values")
+
+
+class ScalingFit(Base):
+    """A scaling law fitted to a sweep's (or a CSV's) runs, kept with everything its report
+    states (form, loss, optimizer, points used and excluded, range, validation, bootstrap)."""
+
+    __tablename__ = "scaling_fits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    sweep_id: Mapped[Optional[int]] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
+    # Where the runs came from: "sweep:NAME" or "csv:PATH".
+    source: Mapped[str] = mapped_column(Text)
+    form: Mapped[str] = mapped_column(String(32))
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]

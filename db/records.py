@@ -75,3 +75,16 @@ class FrozenTrial:
         """The largest budget this trial reported a value at."""
         return max(self.intermediate_values) if self.intermediate_values else None
 
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    """A stored scaling fit: its name, where its runs came from and its full report."""
+
+    id: int
+    name: str
+    sweep: str | None
+    source: str
+    form: str
+    report: dict[str, Any]
+    created_at: datetime

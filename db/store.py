@@ -48,14 +48,15 @@ from db.engine import (
 )
 from db.errors import (
     DuplicateStudyError,
+    FitNotFoundError,
     StoreError,
     StudyNotFoundError,
     TrialNotFoundError,
     TrialNotHeldError,
 )
 from db.migrate import ensure_schema
-from db.models import Direction, IntermediateValue, Study, Sweep, Trial, TrialState
-from db.records import FrozenTrial, StudyRecord, SweepRecord
+from db.models import Direction, IntermediateValue, ScalingFit, Study, Sweep, Trial, TrialState
+from db.records import FitRecord, FrozenTrial, StudyRecord, SweepRecord
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -108,6 +109,15 @@ _HELD = (
     Trial.state == TrialState.RUNNING.value,
     Trial.worker_id == bindparam("worker"),
 )
+_FIT_ROWS = select(
+    ScalingFit.id,
+    ScalingFit.name,
+    Sweep.name.label("sweep"),
+    ScalingFit.source,
+    ScalingFit.form,
+    ScalingFit.report,
+    ScalingFit.created_at,
+).outerjoin(Sweep, Sweep.id == ScalingFit.sweep_id)
 _TOUCH = update(Trial).where(*_HELD).values(heartbeat_at=bindparam("now"))
 _FINISH = (
     update(Trial)
@@ -270,6 +280,41 @@ class Store:
     def _read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    # ------------------------------------------------------------------ scaling fits
+
+    @_translate_db_errors
+    def save_fit(
+        self, name: str, *, source: str, form: str, report: Mapping[str, Any], sweep: str | None = None
+    ) -> FitRecord:
+        """Keep a fitted law under ``name``, replacing an earlier fit of that name (a refit
+        after more trials finished is the same law, better informed)."""
+        sweep_id = None
+        if sweep is not None:
+            found = self.get_sweep(sweep)
+            sweep_id = None if found is None else found.id
+        values = {"source": source, "form": form, "report": _json_safe(dict(report)), "sweep_id": sweep_id, "created_at": utcnow()}
+        with self._write() as conn:
+            updated = conn.execute(update(ScalingFit).where(ScalingFit.name == name).values(**values)).rowcount
+            if not updated:
+                conn.execute(insert(ScalingFit).values(name=name, **values))
+        return self.get_fit(name)
+
+    @_translate_db_errors
+    def get_fit(self, name: str) -> FitRecord:
+        with self._read() as conn:
+            row = conn.execute(_FIT_ROWS.where(ScalingFit.name == name)).one_or_none()
+        if row is None:
+            known = [f.name for f in self.list_fits()]
+            hint = f"; stored fits: {', '.join(known)}" if known else "; none is stored yet (hpo scaling fit)"
+            raise FitNotFoundError(f"no scaling fit named {name!r}{hint}")
+        return FitRecord(**row._mapping)
+
+    @_translate_db_errors
+    def list_fits(self) -> list[FitRecord]:
+        with self._read() as conn:
+            rows = conn.execute(_FIT_ROWS.order_by(ScalingFit.name)).all()
+        return [FitRecord(**row._mapping) for row in rows]
 
     # ------------------------------------------------------------------ sweeps
 
