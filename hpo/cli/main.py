@@ -19,9 +19,11 @@ from hpo.cli.db_commands import db_app
 from hpo.cli.demo import demo
 from hpo.cli.errors import CLIError
 from hpo.cli.mup_commands import mup_app
+from hpo.cli.scaling_commands import recommend_command, scaling_app
 from hpo.cli.spaces_commands import spaces_app
 from hpo.cli.study_commands import study_app
 from hpo.cli.sweep_commands import sweep_app
+from scaling.errors import ScalingError
 from search_spaces import SpaceError
 from workers.errors import SweepError
 
@@ -37,6 +39,8 @@ app.add_typer(study_app, name="study")
 app.add_typer(spaces_app, name="spaces")
 app.add_typer(sweep_app, name="sweep")
 app.add_typer(mup_app, name="mup")
+app.add_typer(scaling_app, name="scaling")
+app.command("recommend")(recommend_command)
 app.command("demo")(demo)
 
 EXIT_USAGE = 2
@@ -45,7 +49,7 @@ EXIT_USAGE = 2
 def main() -> None:
     try:
         app()
-    except (StoreError, CLIError, SpaceError, AlgorithmError, SweepError) as exc:
+    except (StoreError, CLIError, SpaceError, AlgorithmError, SweepError, ScalingError) as exc:
         _fail(str(exc))
     except SQLAlchemyError as exc:  # a database error the store did not anticipate
         _fail(f"database error: {str(exc).splitlines()[0]}")

@@ -1,0 +1,149 @@
+"""``hpo recommend`` and ``hpo scaling fit|list|show``: the learning rate and batch size for a
+target model, from published laws or from laws fitted to the user's own sweeps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from hpo.cli.errors import CLIError
+from hpo.cli.options import StorageOption, console
+
+scaling_app = typer.Typer(help="Fit hyperparameter scaling laws to sweeps or CSV files.", no_args_is_help=True)
+
+
+def _interval(pair: Any, fmt: str) -> str:
+    return "-" if pair is None else f"{pair[0]:{fmt}} .. {pair[1]:{fmt}}"
+
+
+def recommend_command(
+    params: Annotated[float, typer.Option("--params", help="Target model's non-embedding parameters N, e.g. 7e9.")],
+    tokens: Annotated[float, typer.Option("--tokens", help="Training tokens D, e.g. 2e12.")],
+    law: Annotated[str | None, typer.Option(help="steplaw, deepseek or fit:NAME (default: every law side by side).")] = None,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Sequence length, for the batch size in sequences.")] = 4096,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per law.")] = False,
+    storage: StorageOption = None,
+) -> None:
+    """The learning rate and batch size for N parameters and D tokens."""
+    from scaling.recommend import recommend
+
+    recommendations = recommend(params, tokens, law=law, seq_len=seq_len, storage=storage)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in recommendations], indent=2))
+        return
+    table = Table(title=f"N = {params:.3g} parameters, D = {tokens:.3g} tokens, sequences of {seq_len}", show_edge=False)
+    for column in ("law", "learning rate", "interval", "batch (tokens)", "batch (sequences)", "interval (sequences)"):
+        table.add_column(column, justify="left" if column == "law" else "right")
+    for r in recommendations:
+        table.add_row(
+            r.law,
+            f"{r.learning_rate:.3g}",
+            _interval(r.learning_rate_interval, ".3g"),
+            f"{r.batch_size_tokens:,}",
+            f"{r.batch_size_sequences:,}",
+            _interval(r.batch_size_sequences_interval, ","),
+        )
+    console.print(table)
+    for r in recommendations:
+        for warning in r.warnings:
+            console.print(f"[yellow]{r.law}[/yellow]: {warning}")
+    console.print("intervals: 90% bootstrap of a fitted law; published laws state none")
+
+
+@scaling_app.command("fit")
+def fit_command(
+    sweep: Annotated[str | None, typer.Option(help="Fit the trials of every study in this sweep.")] = None,
+    from_csv: Annotated[Path | None, typer.Option("--from-csv", help="Fit a CSV: n_params, n_tokens, lr, batch_size (tokens), loss.")] = None,
+    name: Annotated[str | None, typer.Option(help="Name to store the fit under (default: the sweep's or the file's name).")] = None,
+    form: Annotated[str, typer.Option(help="auto, steplaw, nd or compute.")] = "auto",
+    target_params: Annotated[float | None, typer.Option("--target-params", help="Mark a target N on the plot.")] = None,
+    target_tokens: Annotated[float | None, typer.Option("--target-tokens", help="Mark a target D on the plot.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="PNG to write (default: NAME.png).")] = None,
+    bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fit's full report as JSON.")] = False,
+    storage: StorageOption = None,
+) -> None:
+    """Fit eta_opt and B_opt laws; print them with intervals and held-out error; store the fit; plot it."""
+    from db.store import Store
+    from scaling.fitting import fit
+    from scaling.plot import plot_fit
+    from scaling.runs import read_csv, runs_from_sweep
+
+    if (sweep is None) == (from_csv is None):
+        raise CLIError("give exactly one of --sweep NAME and --from-csv FILE")
+    if (target_params is None) != (target_tokens is None):
+        raise CLIError("--target-params and --target-tokens go together")
+    runs = runs_from_sweep(sweep, storage) if sweep is not None else read_csv(from_csv)  # type: ignore[arg-type]
+    label = name or (sweep if sweep is not None else from_csv.stem)  # type: ignore[union-attr]
+    result = fit(runs, form=form, name=label, bootstrap=bootstrap)
+    report = result.report()
+    store = Store(storage)
+    try:
+        store.save_fit(label, source=f"sweep:{sweep}" if sweep else f"csv:{from_csv}", form=result.form, report=report, sweep=sweep)
+    finally:
+        store.close()
+    target = (target_params, target_tokens) if target_params is not None else None
+    picture = plot_fit(result, plot or Path(f"{label}.png"), target=target)  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in report.items() if k != "bootstrap"}, indent=2, default=str))
+        return
+    _print_fit(report)
+    console.print(f"stored as fit {label!r} (hpo recommend --law fit:{label}); plot: {picture}")
+
+
+def _print_fit(report: dict[str, Any]) -> None:
+    console.print(f"[bold]{report['name']}[/bold]: {report['form']} form ({report['method']['form']})")
+    if report.get("forms_compared"):
+        scores = ", ".join(f"{k} {'-' if v is None else f'{100 * v:.1f}%'}" for k, v in report["forms_compared"].items())
+        console.print(f"forms compared by held-out error (lr + batch): {scores}")
+    table = Table(show_edge=False)
+    for column in ("target", "law", "95% intervals", "cells used", "excluded", "held-out error"):
+        table.add_column(column)
+    for target in ("learning_rate", "batch_size"):
+        t = report[target]
+        intervals = "; ".join(f"{k} {v[0]:.3g}..{v[1]:.3g}" for k, v in t["intervals"].items())
+        validation = t["validation"]
+        error = "-" if validation["error"] is None else f"{100 * validation['error']:.1f}% ({validation['held_out']})"
+        table.add_row(target, t["formula"], intervals, str(len(t["points"])), str(len(t["excluded"])), error)
+    console.print(table)
+    for target in ("learning_rate", "batch_size"):
+        for ex in report[target]["excluded"]:
+            console.print(f"  excluded from {target}: N={ex['n_params']:.3g}, D={ex['tokens']:.3g}: {ex['why']}")
+    ranges = ", ".join(f"{k} {v[0]:.3g}..{v[1]:.3g}" for k, v in report["fitted_range"].items())
+    console.print(f"fitted range: {ranges}; {report['method']['loss']}; {report['method']['bootstrap']}")
+
+
+@scaling_app.command("list")
+def list_command(storage: StorageOption = None) -> None:
+    """The stored fits."""
+    from db.store import Store
+
+    store = Store(storage)
+    try:
+        fits = store.list_fits()
+    finally:
+        store.close()
+    table = Table(show_edge=False)
+    for column in ("name", "form", "source", "learning rate law", "batch size law", "created"):
+        table.add_column(column)
+    for f in fits:
+        table.add_row(f.name, f.form, f.source, f.report["learning_rate"]["formula"], f.report["batch_size"]["formula"],
+                      f.created_at.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+
+
+@scaling_app.command("show")
+def show_command(name: str, storage: StorageOption = None) -> None:
+    """A stored fit's report."""
+    from db.store import Store
+
+    store = Store(storage)
+    try:
+        record = store.get_fit(name)
+    finally:
+        store.close()
+    _print_fit(record.report)

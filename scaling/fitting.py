@@ -1,0 +1,279 @@
+"""Fitting hyperparameter scaling laws to per-cell optima, and saying how far to trust them.
+
+For each law (learning rate, batch size) the fit is linear in log space,
+``log y = log a + sum(e_v log v)``, solved robustly: scipy's ``least_squares`` with a Huber
+loss (``f_scale`` 0.1, about 10% in the target) started from ordinary least squares. Then:
+
+* a bootstrap over cells (1,000 resamples by default) gives an interval for every coefficient
+  and, through :meth:`scaling.laws.Law.interval`, for every prediction;
+* leave-largest-scale-out validation: refit without the cells at the largest N (or C for the
+  compute form) and report the error predicting them, the honest estimate of extrapolation;
+* ``form="auto"`` fits every form the data can support and keeps the one with the smallest
+  held-out error (fewest coefficients on a tie).
+
+What the survey "(Mis)Fitting: A Survey of Scaling Laws" (Li et al. 2025) asks a report to
+state is kept with the fit: form, loss, optimizer and initialisation, the points used and
+excluded (with why), and the fitted range.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from scaling.errors import ScalingError
+from scaling.laws import FORMS, Law, PowerLaw, variables_at
+from scaling.optimum import CellOptimum, find_optimum
+from scaling.runs import Run, cells
+
+HUBER_SCALE = 0.1
+BOOTSTRAP = 1000
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class TargetFit:
+    """One fitted power law (learning rate or batch size) with its evidence."""
+
+    target: str
+    law: PowerLaw
+    intervals: dict[str, tuple[float, float]]
+    points: list[dict[str, float]]
+    excluded: list[dict[str, Any]]
+    validation: dict[str, Any]
+    bootstrap: list[PowerLaw] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class ScalingFit:
+    """A fitted law for both hyperparameters, and everything a reader needs to judge it."""
+
+    name: str
+    form: str
+    law: Law
+    learning_rate: TargetFit
+    batch_size: TargetFit
+    optima: list[CellOptimum]
+    method: dict[str, Any]
+    compared: dict[str, float | None] = field(default_factory=dict)
+
+    def report(self) -> dict[str, Any]:
+        """A JSON-ready record of the fit (what the store keeps and ``--json`` prints)."""
+        return {
+            "name": self.name,
+            "form": self.form,
+            "learning_rate": _target_report(self.learning_rate),
+            "batch_size": _target_report(self.batch_size),
+            "fitted_range": {k: list(v) for k, v in self.law.fitted_range.items()},
+            "method": self.method,
+            "forms_compared": self.compared,
+            "cells": [o.to_dict() for o in self.optima],
+            "bootstrap": [[lr.to_dict(), b.to_dict()] for lr, b in self.law.bootstrap],
+        }
+
+
+def _target_report(fit: TargetFit) -> dict[str, Any]:
+    return {
+        "formula": fit.law.formula(),
+        "law": fit.law.to_dict(),
+        "intervals": {k: list(v) for k, v in fit.intervals.items()},
+        "points": fit.points,
+        "excluded": fit.excluded,
+        "validation": fit.validation,
+    }
+
+
+def _solve(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Huber regression of log targets on [1, log variables...]."""
+    a = np.column_stack([np.ones(len(xs)), xs])
+    start, *_ = np.linalg.lstsq(a, ys, rcond=None)
+    return least_squares(lambda c: a @ c - ys, start, loss="huber", f_scale=HUBER_SCALE).x
+
+
+def _as_law(coef: np.ndarray, variables: Sequence[str]) -> PowerLaw:
+    return PowerLaw(float(math.exp(coef[0])), {v: float(e) for v, e in zip(variables, coef[1:], strict=True)})
+
+
+def _columns(points: Sequence[tuple[float, float, float]], variables: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    xs = np.array([[math.log(variables_at(n, d)[v]) for v in variables] for n, d, _ in points]).reshape(len(points), len(variables))
+    return xs, np.log([y for _, _, y in points])
+
+
+def _identifiable(xs: np.ndarray) -> bool:
+    a = np.column_stack([np.ones(len(xs)), xs])
+    return len(xs) > a.shape[1] and np.linalg.matrix_rank(a) == a.shape[1]
+
+
+def fit_target(
+    target: str,
+    points: Sequence[tuple[float, float, float]],
+    variables: Sequence[str],
+    *,
+    excluded: list[dict[str, Any]],
+    bootstrap: int = BOOTSTRAP,
+    seed: int = 0,
+) -> TargetFit:
+    """Fit ``target = a * prod(v ** e_v)`` to (N, D, target) points."""
+    xs, ys = _columns(points, variables)
+    if not _identifiable(xs):
+        distinct = {v: len({variables_at(n, d)[v] for n, d, _ in points}) for v in variables}
+        raise ScalingError(
+            f"cannot fit {target} ~ {' * '.join(variables)}: {len(points)} usable cell optima with "
+            + ", ".join(f"{k} taking {c} distinct value{'s' if c != 1 else ''}" for k, c in distinct.items())
+            + f"; it needs more cells than its {len(variables) + 1} coefficients and at least 2 values of each variable"
+        )
+    coef = _solve(xs, ys)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(bootstrap):
+        idx = rng.integers(0, len(points), len(points))
+        if _identifiable(xs[idx]):
+            samples.append(_solve(xs[idx], ys[idx]))
+    boot = np.array(samples) if samples else coef[None, :]
+    q = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
+    names = ["coefficient", *variables]
+    intervals = {}
+    for i, name in enumerate(names):
+        lo, hi = np.percentile(boot[:, i], q)
+        intervals[name] = (float(math.exp(lo)), float(math.exp(hi))) if i == 0 else (float(lo), float(hi))
+    return TargetFit(
+        target=target,
+        law=_as_law(coef, variables),
+        intervals=intervals,
+        points=[{"n_params": n, "tokens": d, target: y} for n, d, y in points],
+        excluded=excluded,
+        validation=_leave_largest_out(points, variables),
+        bootstrap=[_as_law(c, variables) for c in samples],
+    )
+
+
+def _leave_largest_out(points: Sequence[tuple[float, float, float]], variables: Sequence[str]) -> dict[str, Any]:
+    """Fit without the largest scale (largest N; largest C for compute laws) and predict it."""
+    key = "C" if "C" in variables else "N"
+    largest = max(variables_at(n, d)[key] for n, d, _ in points)
+    held = [p for p in points if variables_at(p[0], p[1])[key] == largest]
+    kept = [p for p in points if variables_at(p[0], p[1])[key] != largest]
+    xs, ys = _columns(kept, variables) if kept else (np.empty((0, len(variables))), np.empty(0))
+    if not kept or not _identifiable(xs):
+        return {"held_out": f"largest {key} = {largest:.3g}", "error": None,
+                "why": f"the smaller scales alone cannot fit {len(variables) + 1} coefficients"}
+    law = _as_law(_solve(xs, ys), variables)
+    errors = [abs(math.log(law(n, d) / y)) for n, d, y in held]
+    return {
+        "held_out": f"largest {key} = {largest:.3g} ({len(held)} cell{'s' if len(held) > 1 else ''})",
+        "error": math.exp(float(np.mean(errors))) - 1,  # mean relative error, multiplicative
+        "predictions": [{"n_params": n, "tokens": d, "actual": y, "predicted": law(n, d)} for n, d, y in held],
+    }
+
+
+def optima_of(runs: Iterable[Run], *, window: float | None = None, seed: int = 0) -> tuple[list[CellOptimum], list[dict[str, Any]]]:
+    """Each (N, D) cell's optimum; cells too thin to have one are listed with the reason."""
+    found, skipped = [], []
+    for (n, d), group in cells(runs).items():
+        try:
+            kwargs = {} if window is None else {"window": window}
+            found.append(find_optimum(group, seed=seed, **kwargs))
+        except ScalingError as exc:
+            skipped.append({"n_params": n, "tokens": d, "why": str(exc)})
+    return found, skipped
+
+
+def fit(
+    runs: Iterable[Run],
+    *,
+    form: str = "auto",
+    name: str = "fit",
+    bootstrap: int = BOOTSTRAP,
+    seed: int = 0,
+) -> ScalingFit:
+    """Fit a law of ``form`` (``steplaw``, ``nd``, ``compute`` or ``auto``) to runs."""
+    if form != "auto" and form not in FORMS:
+        raise ScalingError(f"unknown form {form!r}; choose auto or one of {', '.join(FORMS)}")
+    runs = list(runs)
+    optima, skipped = optima_of(runs, seed=seed)
+    if not optima:
+        raise ScalingError(
+            "no (N, D) cell has an optimum: " + "; ".join(s["why"] for s in skipped[:3])
+        )
+    if len({(o.n_params, o.tokens) for o in optima}) < 2:
+        raise ScalingError(
+            f"all runs are at a single scale (N={optima[0].n_params:.3g}, D={optima[0].tokens:.3g}); "
+            "a law needs several model sizes or token budgets"
+        )
+    if form != "auto":
+        return _fit_form(form, name, optima, skipped, bootstrap, seed)
+    fits: dict[str, ScalingFit] = {}
+    failures: dict[str, str] = {}
+    for candidate in FORMS:
+        try:
+            fits[candidate] = _fit_form(candidate, name, optima, skipped, bootstrap, seed)
+        except ScalingError as exc:
+            failures[candidate] = str(exc)
+    if not fits:
+        raise ScalingError(f"no form fits these runs: {failures['steplaw']}")
+    scores = {f: _held_out_score(s) for f, s in fits.items()}
+    ranked = sorted(fits, key=lambda f: (math.inf if scores[f] is None else scores[f], _n_coefficients(f)))
+    best = fits[ranked[0]]
+    return ScalingFit(
+        best.name, best.form, best.law, best.learning_rate, best.batch_size, best.optima,
+        {**best.method, "form_choice": "auto: smallest leave-largest-scale-out error (lr + batch)"},
+        compared={**scores, **{f: None for f in failures}},
+    )
+
+
+def _n_coefficients(form: str) -> int:
+    lr_vars, b_vars = FORMS[form]
+    return len(lr_vars) + len(b_vars) + 2
+
+
+def _held_out_score(fit: ScalingFit) -> float | None:
+    errors = [fit.learning_rate.validation.get("error"), fit.batch_size.validation.get("error")]
+    return None if any(e is None for e in errors) else float(sum(errors))  # type: ignore[arg-type]
+
+
+def _fit_form(
+    form: str, name: str, optima: list[CellOptimum], skipped: list[dict[str, Any]], bootstrap: int, seed: int
+) -> ScalingFit:
+    lr_vars, b_vars = FORMS[form]
+    lr_points, lr_out = _usable(optima, "learning_rate", skipped)
+    b_points, b_out = _usable(optima, "batch_size", skipped)
+    lr_fit = fit_target("learning_rate", lr_points, lr_vars, excluded=lr_out, bootstrap=bootstrap, seed=seed)
+    b_fit = fit_target("batch_size", b_points, b_vars, excluded=b_out, bootstrap=bootstrap, seed=seed + 1)
+    used = {(p["n_params"], p["tokens"]) for p in lr_fit.points + b_fit.points}
+    span = {v: [variables_at(n, d)[v] for n, d in used] for v in ("N", "D", "C")}
+    law = Law(
+        name=name,
+        learning_rate=lr_fit.law,
+        batch_tokens=b_fit.law,
+        source=f"fitted by hposcale ({form} form) to {len(used)} (N, D) cells",
+        fitted_range={v: (min(vals), max(vals)) for v, vals in span.items()},
+        # degenerate resamples are skipped per target, so the two lists may differ in length
+        bootstrap=list(zip(lr_fit.bootstrap, b_fit.bootstrap, strict=False)),
+    )
+    method = {
+        "form": {"steplaw": "eta = a N^alpha D^beta; B = b D^gamma", "nd": "eta = a N^alpha D^beta; B = b N^delta D^gamma",
+                 "compute": "eta = a C^alpha; B = b C^gamma; C = 6 N D"}[form],
+        "loss": f"Huber (f_scale {HUBER_SCALE}) on natural-log targets",
+        "optimizer": "scipy.optimize.least_squares (trf), started from ordinary least squares",
+        "bootstrap": f"{bootstrap} resamples of cells, {int(LEVEL * 100)}% percentile intervals, seed {seed}",
+        "cell_optimum": "robust quadratic in (log2 lr, log2 batch) over each cell's basin; flagged cells excluded",
+    }
+    return ScalingFit(name, form, law, lr_fit, b_fit, optima, method)
+
+
+def _usable(
+    optima: list[CellOptimum], target: str, skipped: list[dict[str, Any]]
+) -> tuple[list[tuple[float, float, float]], list[dict[str, Any]]]:
+    points, excluded = [], list(skipped)
+    for o in optima:
+        flag = o.flags.get(target)
+        if flag:
+            excluded.append({"n_params": o.n_params, "tokens": o.tokens, "why": flag})
+        else:
+            points.append((o.n_params, o.tokens, o.learning_rate if target == "learning_rate" else o.batch_size))
+    return points, excluded

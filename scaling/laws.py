@@ -1,0 +1,102 @@
+"""Hyperparameter scaling laws: a power law for the optimal learning rate and one for the
+optimal batch size (in tokens), in the model's non-embedding parameters N, the training
+tokens D, or the compute C = 6 N D.
+
+Published and fitted laws are the same object, so a recommendation treats them alike; a
+fitted law also carries its bootstrap coefficients, from which its intervals come.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: The variables a law may use: N (non-embedding parameters), D (tokens), C = 6 N D (FLOPs).
+VARIABLES = ("N", "D", "C")
+
+#: The forms a fit can take: the variables of the learning-rate law and of the batch-size law.
+FORMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "steplaw": (("N", "D"), ("D",)),  # Step Law's: eta(N, D), B(D)
+    "nd": (("N", "D"), ("N", "D")),  # batch size in both
+    "compute": (("C",), ("C",)),  # DeepSeek LLM's: eta(C), B(C)
+}
+
+
+def variables_at(n_params: float, tokens: float) -> dict[str, float]:
+    return {"N": float(n_params), "D": float(tokens), "C": 6.0 * float(n_params) * float(tokens)}
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """``coefficient * prod(x ** exponent)`` over the named variables."""
+
+    coefficient: float
+    exponents: Mapping[str, float]
+
+    def __call__(self, n_params: float, tokens: float) -> float:
+        at = variables_at(n_params, tokens)
+        return self.coefficient * math.prod(at[v] ** e for v, e in self.exponents.items())
+
+    def formula(self) -> str:
+        terms = " * ".join(f"{v}^{e:.4g}" for v, e in self.exponents.items())
+        return f"{self.coefficient:.4g} * {terms}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"coefficient": self.coefficient, "exponents": dict(self.exponents)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PowerLaw:
+        return cls(float(data["coefficient"]), {str(k): float(v) for k, v in data["exponents"].items()})
+
+
+@dataclass(frozen=True)
+class Law:
+    """A learning-rate law and a batch-size law, with where they come from and where they hold.
+
+    ``fitted_range`` maps each variable to the (min, max) it was fitted over; a prediction
+    outside it is an extrapolation and says so. ``bootstrap`` holds, for a fitted law, one
+    (learning-rate law, batch-size law) pair per bootstrap resample.
+    """
+
+    name: str
+    learning_rate: PowerLaw
+    batch_tokens: PowerLaw
+    source: str
+    fitted_range: Mapping[str, tuple[float, float]]
+    notes: str = ""
+    bootstrap: Sequence[tuple[PowerLaw, PowerLaw]] = field(default=(), repr=False)
+
+    def predict(self, n_params: float, tokens: float) -> tuple[float, float]:
+        """(learning rate, batch size in tokens)."""
+        return self.learning_rate(n_params, tokens), self.batch_tokens(n_params, tokens)
+
+    def interval(self, n_params: float, tokens: float, level: float = 0.9) -> tuple[tuple[float, float], tuple[float, float]] | None:
+        """The central ``level`` interval of the bootstrap's predictions; None for a published
+        law (papers give no interval for these coefficients)."""
+        if not self.bootstrap:
+            return None
+        lrs = np.array([lr(n_params, tokens) for lr, _ in self.bootstrap])
+        bs = np.array([b(n_params, tokens) for _, b in self.bootstrap])
+        q = [50 * (1 - level), 50 * (1 + level)]
+        lo_lr, hi_lr = np.percentile(lrs, q)
+        lo_b, hi_b = np.percentile(bs, q)
+        return (float(lo_lr), float(hi_lr)), (float(lo_b), float(hi_b))
+
+    def extrapolation(self, n_params: float, tokens: float) -> list[str]:
+        """One line per variable the target lies outside the fitted range of, saying how far."""
+        used = set(self.learning_rate.exponents) | set(self.batch_tokens.exponents)
+        at = variables_at(n_params, tokens)
+        lines = []
+        for var in VARIABLES:
+            if var not in used or var not in self.fitted_range:
+                continue
+            lo, hi = self.fitted_range[var]
+            if at[var] > hi:
+                lines.append(f"{var} = {at[var]:.3g} is {at[var] / hi:.1f}x above the largest fitted {var} ({hi:.3g})")
+            elif at[var] < lo:
+                lines.append(f"{var} = {at[var]:.3g} is {lo / at[var]:.1f}x below the smallest fitted {var} ({lo:.3g})")
+        return lines

@@ -1,0 +1,228 @@
+"""The optimal learning rate and batch size of one (N, D) cell, from its sweep's runs.
+
+Not the argmin of noisy losses: near its optimum the loss is convex in log learning rate and
+log batch size (Step Law, section 3), so we fit a quadratic surface in (log2 lr, log2 batch)
+to the runs in the basin (within ``window`` of the best loss, and at least enough to fit),
+robustly (scipy's ``least_squares`` with a soft-L1 loss, so one noisy run does not drag the
+vertex), and report:
+
+* the vertex as the optimum, with a bootstrap interval (runs resampled, surface refitted);
+* the plateau: the settings whose fitted loss is within ``plateau`` (0.25%) of the optimum's;
+* flags: an optimum on or beyond the edge of the swept range, a surface that is not convex,
+  a batch size that was not swept. A flagged dimension is not used by a law fit.
+
+With fewer than three batch sizes the fit is one-dimensional in the learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from scaling.errors import ScalingError
+from scaling.runs import Run
+
+PLATEAU = 0.0025
+WINDOW = 0.05
+BOOTSTRAP = 200
+
+
+@dataclass(frozen=True)
+class CellOptimum:
+    """The estimated optimum of one (N, D) cell and how far to trust it."""
+
+    n_params: float
+    tokens: float
+    learning_rate: float
+    batch_size: float
+    loss: float
+    best_observed: Run
+    learning_rate_interval: tuple[float, float] | None
+    batch_size_interval: tuple[float, float] | None
+    plateau: dict[str, tuple[float, float]]
+    swept: dict[str, tuple[float, float]]
+    flags: dict[str, str] = field(default_factory=dict)
+    runs_used: int = 0
+    runs_excluded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def lr_usable(self) -> bool:
+        return "learning_rate" not in self.flags
+
+    @property
+    def batch_usable(self) -> bool:
+        return "batch_size" not in self.flags
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_params": self.n_params,
+            "tokens": self.tokens,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "loss": self.loss,
+            "best_observed": {"learning_rate": self.best_observed.learning_rate, "batch_size": self.best_observed.batch_size, "loss": self.best_observed.loss},
+            "learning_rate_interval": self.learning_rate_interval,
+            "batch_size_interval": self.batch_size_interval,
+            "plateau": self.plateau,
+            "swept": self.swept,
+            "flags": self.flags,
+            "runs_used": self.runs_used,
+            "runs_excluded": self.runs_excluded,
+        }
+
+
+def _design(x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    if y is None:
+        return np.column_stack([np.ones_like(x), x, x * x])
+    return np.column_stack([np.ones_like(x), x, y, x * x, y * y, x * y])
+
+
+def _fit(x: np.ndarray, y: np.ndarray | None, loss: np.ndarray) -> np.ndarray:
+    a = _design(x, y)
+    start, *_ = np.linalg.lstsq(a, loss, rcond=None)
+    scale = max(1e-4, 0.01 * float(np.median(loss)))
+    return least_squares(lambda c: a @ c - loss, start, loss="soft_l1", f_scale=scale).x
+
+
+def _vertex(c: np.ndarray, two_d: bool) -> tuple[float, float | None] | None:
+    """The minimum of the fitted quadratic; None when it has none (not convex)."""
+    if not two_d:
+        return (-c[1] / (2 * c[2]), None) if c[2] > 0 else None
+    h = np.array([[2 * c[3], c[5]], [c[5], 2 * c[4]]])
+    if np.linalg.eigvalsh(h).min() <= 0:
+        return None
+    vx, vy = np.linalg.solve(h, -c[1:3])
+    return float(vx), float(vy)
+
+
+def _select(runs: Sequence[Run], window: float, minimum: int) -> list[Run]:
+    ordered = sorted(runs, key=lambda r: r.loss)
+    best = ordered[0].loss
+    basin = [r for r in ordered if r.loss <= best * (1 + window)]
+    return basin if len(basin) >= minimum else ordered[:minimum]
+
+
+def find_optimum(
+    runs: Sequence[Run],
+    *,
+    window: float = WINDOW,
+    plateau: float = PLATEAU,
+    bootstrap: int = BOOTSTRAP,
+    seed: int = 0,
+) -> CellOptimum:
+    """The optimum of the runs of one (N, D) cell (see the module)."""
+    if not runs:
+        raise ScalingError("no runs to find an optimum in")
+    n_params, tokens = runs[0].n_params, runs[0].tokens
+    finite = [r for r in runs if math.isfinite(r.loss)]
+    excluded = {"diverged": len(runs) - len(finite)} if len(finite) < len(runs) else {}
+    lrs = sorted({r.learning_rate for r in finite})
+    batches = sorted({r.batch_size for r in finite})
+    two_d = len(batches) >= 3
+    minimum = 6 if two_d else 3
+    if len(lrs) < 3:
+        raise ScalingError(
+            f"cell N={n_params:.3g}, D={tokens:.3g}: {len(lrs)} distinct learning rates with a finite loss; "
+            "an optimum needs at least 3"
+        )
+    chosen = _select(finite, window, minimum + (1 if two_d else 0))
+    excluded["outside the basin"] = len(finite) - len(chosen)
+    x = np.log2([r.learning_rate for r in chosen])
+    y = np.log2([r.batch_size for r in chosen]) if two_d else None
+    loss = np.array([r.loss for r in chosen])
+    best = min(finite, key=lambda r: r.loss)
+    swept = {"learning_rate": (lrs[0], lrs[-1]), "batch_size": (batches[0], batches[-1])}
+    flags: dict[str, str] = {}
+    coef = _fit(x, y, loss)
+    vertex = _vertex(coef, two_d)
+    if vertex is None:
+        reason = "the fitted surface is not convex: no optimum inside the data"
+        flags["learning_rate"] = reason
+        if two_d:
+            flags["batch_size"] = reason
+        vx, vy = math.log2(best.learning_rate), math.log2(best.batch_size)
+    else:
+        vx = vertex[0]
+        vy = vertex[1] if vertex[1] is not None else math.log2(best.batch_size)
+    if not two_d:
+        flags["batch_size"] = f"batch size not swept ({len(batches)} value{'s' if len(batches) > 1 else ''}; 3 needed)"
+    for dim, v, observed, values in (
+        ("learning_rate", vx, best.learning_rate, lrs),
+        ("batch_size", vy, best.batch_size, batches),
+    ):
+        if dim in flags:
+            continue
+        lo, hi = math.log2(values[0]), math.log2(values[-1])
+        if not lo < v < hi or observed in (values[0], values[-1]):
+            flags[dim] = (
+                f"optimum on the edge of the swept range ({values[0]:.3g}..{values[-1]:.3g}; fitted "
+                f"{2 ** v:.3g}, best run at {observed:.3g}): widen the sweep"
+            )
+    fitted_loss = float((_design(np.array([vx]), None if y is None else np.array([vy])) @ coef)[0])
+    lr_interval, batch_interval = _intervals(chosen, two_d, bootstrap, seed)
+    return CellOptimum(
+        n_params=n_params,
+        tokens=tokens,
+        learning_rate=2.0**vx,
+        batch_size=2.0**vy,
+        loss=fitted_loss if vertex is not None else best.loss,
+        best_observed=best,
+        learning_rate_interval=lr_interval,
+        batch_size_interval=batch_interval if two_d else None,
+        plateau=_plateau(coef, lrs, batches, two_d, plateau) if vertex is not None else {},
+        swept=swept,
+        flags=flags,
+        runs_used=len(chosen),
+        runs_excluded={k: v for k, v in excluded.items() if v},
+    )
+
+
+def _intervals(
+    runs: Sequence[Run], two_d: bool, bootstrap: int, seed: int, level: float = 0.9
+) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """Central ``level`` intervals of the vertex over bootstrap resamples of the runs
+    (resamples whose surface has no minimum are dropped; None if most do)."""
+    rng = np.random.default_rng(seed)
+    x = np.log2([r.learning_rate for r in runs])
+    y = np.log2([r.batch_size for r in runs]) if two_d else None
+    loss = np.array([r.loss for r in runs])
+    xs, ys = [], []
+    for _ in range(bootstrap):
+        idx = rng.integers(0, len(runs), len(runs))
+        if len(set(x[idx])) < 3 or (two_d and len(set(y[idx])) < 3):  # type: ignore[index]
+            continue
+        v = _vertex(_fit(x[idx], None if y is None else y[idx], loss[idx]), two_d)
+        if v is not None:
+            xs.append(v[0])
+            ys.append(v[1])
+    if len(xs) < bootstrap / 2:
+        return None, None
+    q = [50 * (1 - level), 50 * (1 + level)]
+    lr = tuple(float(2.0**v) for v in np.percentile(xs, q))
+    batch = tuple(float(2.0**v) for v in np.percentile(ys, q)) if two_d else None
+    return lr, batch  # type: ignore[return-value]
+
+
+def _plateau(
+    coef: np.ndarray, lrs: Sequence[float], batches: Sequence[float], two_d: bool, tolerance: float
+) -> dict[str, tuple[float, float]]:
+    """The swept settings whose fitted loss is within ``tolerance`` of the fitted minimum:
+    the range of each hyperparameter over that set."""
+    gx = np.linspace(math.log2(lrs[0]), math.log2(lrs[-1]), 201)
+    if not two_d:
+        pred = _design(gx, None) @ coef
+        near = pred <= pred.min() * (1 + tolerance)
+        return {"learning_rate": (float(2 ** gx[near].min()), float(2 ** gx[near].max()))}
+    gy = np.linspace(math.log2(batches[0]), math.log2(batches[-1]), 201)
+    mx, my = np.meshgrid(gx, gy)
+    pred = (_design(mx.ravel(), my.ravel()) @ coef).reshape(mx.shape)
+    near = pred <= pred.min() * (1 + tolerance)
+    return {
+        "learning_rate": (float(2 ** mx[near].min()), float(2 ** mx[near].max())),
+        "batch_size": (float(2 ** my[near].min()), float(2 ** my[near].max())),
+    }

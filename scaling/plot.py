@@ -1,0 +1,91 @@
+"""The picture of a fit: each cell's optimum, the fitted law with its bootstrap band, and the
+extrapolation to a target (dashed beyond the fitted range)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from scaling.fitting import ScalingFit
+from scaling.laws import PowerLaw, variables_at
+
+
+def _axis(law: PowerLaw) -> str:
+    """The variable to plot against: C for compute laws, N if the law uses it, else D."""
+    return "C" if "C" in law.exponents else ("N" if "N" in law.exponents else "D")
+
+
+def plot_fit(fit: ScalingFit, path: str | Path, target: tuple[float, float] | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    panels = (
+        ("learning_rate", fit.learning_rate, fit.law.learning_rate, "optimal learning rate", 0),
+        ("batch_size", fit.batch_size, fit.law.batch_tokens, "optimal batch size (tokens)", 1),
+    )
+    colors = plt.cm.viridis
+    for key, target_fit, law, label, i in panels:
+        ax = axes[i]
+        x_var = _axis(law)
+        other = "D" if x_var == "N" else "N"
+        groups = sorted({p[_key(other)] for p in target_fit.points}) if x_var != "C" else [None]
+        xs_data = [variables_at(p["n_params"], p["tokens"])[x_var] for p in target_fit.points]
+        lo = min(xs_data)
+        hi = max(xs_data)
+        if target is not None:
+            hi_ext = max(hi, variables_at(*target)[x_var])
+            lo = min(lo, variables_at(*target)[x_var])
+        else:
+            hi_ext = hi
+        grid = np.geomspace(lo, hi_ext, 100)
+        for j, g in enumerate(groups):
+            color = colors(j / max(1, len(groups) - 1)) if len(groups) > 1 else "C0"
+            pts = [p for p in target_fit.points if g is None or p[_key(other)] == g]
+            ax.scatter([variables_at(p["n_params"], p["tokens"])[x_var] for p in pts], [p[key] for p in pts],
+                       color=color, zorder=3, label=None if g is None else f"{other} = {g:.3g}")
+            n_d = [_nd(x_var, x, g, target) for x in grid]
+            line = np.array([law(n, d) for n, d in n_d])
+            inside = grid <= hi
+            ax.plot(grid[inside], line[inside], color=color)
+            ax.plot(grid[~inside], line[~inside], color=color, ls="--")
+            if target_fit.bootstrap:
+                band = np.array([[b(n, d) for n, d in n_d] for b in target_fit.bootstrap])
+                ax.fill_between(grid, *np.percentile(band, [5, 95], axis=0), color=color, alpha=0.15, lw=0)
+        for ex in target_fit.excluded:
+            if "n_params" in ex:
+                ax.axvline(variables_at(ex["n_params"], ex["tokens"])[x_var], color="0.8", lw=0.8, zorder=0)
+        if target is not None and x_var != "C":
+            at_target = [_nd(x_var, x, target[1] if x_var == "N" else target[0], target) for x in grid]
+            ax.plot(grid, [law(n, d) for n, d in at_target], color="C3", ls=":", lw=1)
+        if target is not None:
+            ax.scatter([variables_at(*target)[x_var]], [law(*target)], marker="*", s=180, color="C3", zorder=4,
+                       label=f"target N={target[0]:.3g}, D={target[1]:.3g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel({"N": "N (non-embedding parameters)", "D": "D (tokens)", "C": "C = 6ND (FLOPs)"}[x_var])
+        ax.set_ylabel(label)
+        ax.set_title(f"{label}: {law.formula()}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"scaling fit {fit.name!r} ({fit.form} form); band: 90% bootstrap; dashed: extrapolation", fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def _key(var: str) -> str:
+    return "n_params" if var == "N" else "tokens"
+
+
+def _nd(x_var: str, x: float, other: float | None, target: tuple[float, float] | None) -> tuple[float, float]:
+    """(N, D) at position x of the axis, holding the group's other variable."""
+    if x_var == "N":
+        return x, float(other if other is not None else (target[1] if target else 1.0))
+    if x_var == "D":
+        return float(other if other is not None else (target[0] if target else 1.0)), x
+    return x / 6.0, 1.0  # C = 6 N D: any split gives the same C

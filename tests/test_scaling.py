@@ -1,0 +1,222 @@
+"""The scaling module: per-cell optima, law fits recovering known exponents from noisy data,
+the published laws against the papers' values, fits stored in and read from a real store
+(from a sweep's trials), and one-line errors for bad CSVs through the ``hpo`` command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hpo
+from db.errors import FitNotFoundError
+from db.store import Store
+from scaling import PUBLISHED_LAWS, Run, ScalingError, find_optimum, fit, recommend
+from scaling.laws import Law, PowerLaw
+from scaling.recommend import round_sequences
+
+STEP = PUBLISHED_LAWS["steplaw"]
+
+
+def synthetic_runs(law: Law, ns, ds, *, noise: float = 0.002, seed: int = 0, lr_offsets=None, batch_offsets=None) -> list[Run]:
+    """Runs whose loss is a convex bowl in (log2 lr, log2 batch) around the law's optimum,
+    with multiplicative noise."""
+    rng = np.random.default_rng(seed)
+    lr_offsets = np.arange(-2, 2.01, 0.5) if lr_offsets is None else lr_offsets
+    batch_offsets = np.arange(-2, 2.01, 1.0) if batch_offsets is None else batch_offsets
+    runs = []
+    for n in ns:
+        for d in ds:
+            lr0, b0 = law.predict(n, d)
+            for dx in lr_offsets:
+                for dy in batch_offsets:
+                    loss = 3.0 * (1 + 0.01 * dx * dx + 0.005 * dy * dy) * (1 + noise * rng.standard_normal())
+                    runs.append(Run(n, d, lr0 * 2**dx, b0 * 2**dy, loss))
+    return runs
+
+
+def test_published_laws_reproduce_the_papers_values() -> None:
+    lr, batch = STEP.predict(1e9, 1e11)
+    assert lr == pytest.approx(1.63e-3, rel=0.01) and batch == pytest.approx(1.10e6, rel=0.01)
+    n = 1e9
+    lr, batch = PUBLISHED_LAWS["deepseek"].predict(n, 1e21 / (6 * n))  # C = 6ND = 1e21 FLOPs
+    assert lr == pytest.approx(7.4e-4, rel=0.01) and batch == pytest.approx(2.16e6, rel=0.01)
+    assert STEP.learning_rate.exponents == {"N": -0.713, "D": 0.307} and STEP.batch_tokens.coefficient == 0.58
+
+
+def test_fit_recovers_known_exponents_within_its_bootstrap_interval() -> None:
+    runs = synthetic_runs(STEP, [1e7, 3e7, 1e8, 3e8], [1e9, 3e9, 1e10], noise=0.003, seed=1)
+    result = fit(runs, form="steplaw", bootstrap=300)
+    lr, b = result.learning_rate, result.batch_size
+    for name, true in (("N", -0.713), ("D", 0.307)):
+        lo, hi = lr.intervals[name]
+        assert lo <= true <= hi, (name, lr.intervals)
+        assert hi - lo < 0.05
+    lo, hi = b.intervals["D"]
+    assert lo <= 0.571 <= hi
+    assert lr.intervals["coefficient"][0] <= 1.79 <= lr.intervals["coefficient"][1]
+    assert lr.validation["error"] < 0.05 and "largest N = 3e+08" in lr.validation["held_out"]
+    assert len(result.optima) == 12 and all(not o.flags for o in result.optima)
+
+
+def test_auto_picks_the_compute_form_for_data_from_a_compute_law() -> None:
+    deepseek = PUBLISHED_LAWS["deepseek"]
+    runs = synthetic_runs(deepseek, [1e7, 3e7, 1e8], [3e8, 1e9, 3e9], noise=0.002, seed=2)
+    result = fit(runs, bootstrap=100)
+    assert result.compared["compute"] is not None
+    # the compute law is nested in nd (N^a D^a): both predict well; steplaw's B(D) cannot
+    assert result.form in ("compute", "nd") and result.compared["steplaw"] > result.compared[result.form]
+    compute = fit(runs, form="compute", bootstrap=100)
+    assert compute.learning_rate.law.exponents["C"] == pytest.approx(-0.125, abs=0.01)
+    assert compute.batch_size.law.exponents["C"] == pytest.approx(0.3271, abs=0.01)
+
+
+def test_cell_optimum_is_the_vertex_with_an_interval_and_a_plateau() -> None:
+    runs = synthetic_runs(STEP, [1e8], [1e10], noise=0.001, lr_offsets=np.arange(-3, 1.01, 0.5))  # optimum off-centre
+    cell = find_optimum(runs, bootstrap=100)
+    lr0, b0 = STEP.predict(1e8, 1e10)
+    assert math.log2(cell.learning_rate / lr0) == pytest.approx(0, abs=0.15)
+    assert math.log2(cell.batch_size / b0) == pytest.approx(0, abs=0.3)
+    lo, hi = cell.learning_rate_interval
+    assert lo < cell.learning_rate < hi
+    p_lo, p_hi = cell.plateau["learning_rate"]
+    assert p_lo < lr0 < p_hi and p_hi / p_lo < 4  # within 0.25%: a bowl of 1% per log2^2 is about +-0.5 log2
+    assert not cell.flags and cell.runs_used >= 7
+
+
+def test_cells_with_an_optimum_on_the_edge_or_no_batch_sweep_are_flagged_and_excluded() -> None:
+    edge = synthetic_runs(STEP, [1e8], [1e10], lr_offsets=np.arange(0.5, 3.01, 0.5))  # all above the optimum
+    cell = find_optimum(edge, bootstrap=20)
+    assert "optimum on the edge of the swept range" in cell.flags["learning_rate"]
+    one_batch = synthetic_runs(STEP, [1e8], [1e10], batch_offsets=[0.0])
+    cell = find_optimum(one_batch, bootstrap=20)
+    assert cell.lr_usable and "batch size not swept (1 value" in cell.flags["batch_size"]
+
+    runs = synthetic_runs(STEP, [1e7, 3e7, 1e8, 3e8], [1e9, 3e9], seed=3)
+    runs += synthetic_runs(STEP, [1e9], [1e9], lr_offsets=np.arange(1, 3.01, 0.5))
+    result = fit(runs, form="steplaw", bootstrap=50)
+    excluded = result.learning_rate.excluded
+    assert len(excluded) == 1 and excluded[0]["n_params"] == 1e9 and "edge" in excluded[0]["why"]
+    assert result.learning_rate.validation["held_out"].startswith("largest N = 3e+08")
+
+
+def test_recommendation_rounds_the_batch_and_warns_beyond_the_fitted_range() -> None:
+    (rec,) = recommend(7e9, 2e12, law="steplaw", seq_len=4096)
+    assert rec.batch_size_sequences == round_sequences(rec.batch_size_tokens_exact / 4096) == 1496
+    assert rec.batch_size_tokens == 1496 * 4096
+    assert any("N = 7e+09 is 7.0x above the largest fitted N (1e+09)" in w for w in rec.warnings)
+    assert [round_sequences(s) for s in (0.3, 3.2, 6.5, 13, 270.9)] == [1, 4, 8, 16, 272]
+    with pytest.raises(ScalingError, match="--tokens must be a positive number"):
+        recommend(1e9, 0)
+
+
+def test_fits_from_a_sweep_are_stored_and_recommended_from(sqlite_url: str) -> None:
+    """Trials recorded as the proxy objective records them (N in attrs, D the token budget)."""
+    truth = Law("truth", PowerLaw(0.5, {"N": -0.5, "D": 0.2}), PowerLaw(2.0, {"D": 0.5}), "test", {})
+    space = {
+        "parameters": {"learning_rate": {"type": "float", "low": 1e-6, "high": 1.0, "log": True},
+                       "batch_size": {"type": "int", "low": 1, "high": 100_000, "log": True}},
+        "fidelity": {"name": "tokens", "min": 1e5, "max": 1e9},
+    }
+    for n in (1e5, 4e5, 1.6e6):
+        study = hpo.create_study(f"w{int(n)}", sqlite_url, search_space=space, sweep="widths")
+        for run in synthetic_runs(truth, [n], [1e6, 4e6], seed=int(n)):
+            sequences = max(1, round(run.batch_size / 64))
+            study.enqueue({"learning_rate": run.learning_rate, "batch_size": sequences}, budget=run.tokens)
+        while (trial := study.claim("w")) is not None:
+            run_loss = _bowl(truth, n, trial.budget, trial.params)
+            study.set_trial_attrs(trial, {"n_params": n, "tokens": trial.budget})
+            study.complete(trial, run_loss)
+    from scaling.runs import runs_from_sweep
+
+    runs = runs_from_sweep("widths", sqlite_url)
+    assert len(runs) == 3 * 2 * 45
+    result = fit(runs, form="steplaw", bootstrap=100, name="widths")
+    assert result.learning_rate.law.exponents["N"] == pytest.approx(-0.5, abs=0.05)
+    store = Store(sqlite_url)
+    store.save_fit("widths", source="sweep:widths", form=result.form, report=result.report(), sweep="widths")
+    record = store.get_fit("widths")
+    assert record.sweep == "widths" and record.form == "steplaw" and record.report["learning_rate"]["points"]
+    with pytest.raises(FitNotFoundError, match="no scaling fit named 'nope'; stored fits: widths"):
+        store.get_fit("nope")
+    store.close()
+    (rec,) = recommend(6.4e6, 4e6, law="fit:widths", storage=sqlite_url, seq_len=64)
+    assert rec.learning_rate == pytest.approx(truth.learning_rate(6.4e6, 4e6), rel=0.15)
+    lo, hi = rec.learning_rate_interval
+    assert lo <= rec.learning_rate <= hi
+    assert any("4.0x above the largest fitted N" in w for w in rec.warnings)
+    all_laws = recommend(6.4e6, 4e6, storage=sqlite_url)
+    assert [r.law for r in all_laws] == ["steplaw", "deepseek", "fit:widths"]
+
+
+def _bowl(law: Law, n: float, d: float, params: dict) -> float:
+    lr0, b0 = law.predict(n, d)
+    dx = math.log2(params["learning_rate"] / lr0)
+    dy = math.log2(params["batch_size"] * 64 / b0)
+    return 3.0 * (1 + 0.01 * dx * dx + 0.005 * dy * dy)
+
+
+def _hpo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["hpo", *args], capture_output=True, text=True, timeout=300, check=False, cwd=cwd,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def _write_csv(path: Path, rows: list[dict], columns=("n_params", "n_tokens", "lr", "batch_size", "loss")) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_cli_fit_from_csv_stores_plots_and_recommends(tmp_path: Path) -> None:
+    rows = [{"n_params": r.n_params, "n_tokens": r.tokens, "lr": r.learning_rate, "batch_size": r.batch_size, "loss": r.loss, "arch": "gpt"}
+            for r in synthetic_runs(STEP, [1e7, 3e7, 1e8], [1e9, 3e9], seed=5)]
+    path = _write_csv(tmp_path / "grid.csv", rows, columns=("n_params", "n_tokens", "lr", "batch_size", "loss", "arch"))
+    url = f"sqlite:///{tmp_path / 'fits.db'}"
+    done = _hpo("scaling", "fit", "--from-csv", str(path), "--form", "steplaw", "--bootstrap", "100", "--storage", url,
+                "--target-params", "1e9", "--target-tokens", "1e11", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "learning_rate │ 1.7" in done.stdout or "learning_rate" in done.stdout
+    assert "stored as fit 'grid'" in done.stdout and (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    out = _hpo("recommend", "--params", "1e9", "--tokens", "1e11", "--json", "--storage", url, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    laws = json.loads(out.stdout)
+    assert [entry["law"] for entry in laws] == ["steplaw", "deepseek", "fit:grid"]
+    for entry in laws:
+        assert {"law", "learning_rate", "learning_rate_interval", "batch_size_tokens", "batch_size_tokens_interval",
+                "batch_size_sequences", "batch_size_sequences_interval"} <= set(entry)
+    assert laws[2]["learning_rate"] == pytest.approx(laws[0]["learning_rate"], rel=0.1)
+    assert "grid" in _hpo("scaling", "list", "--storage", url, cwd=tmp_path).stdout
+
+
+def test_bad_csvs_are_one_line_errors(tmp_path: Path) -> None:
+    good = {"n_params": 1e7, "n_tokens": 1e9, "lr": 1e-3, "batch_size": 65536, "loss": 3.0}
+    cases = {
+        "missing.csv": ([good], ("n_params", "n_tokens", "lr", "loss"), "missing column batch_size"),
+        "negative.csv": ([good, {**good, "n_params": -5}], None, "line 3: n_params must be positive, got -5"),
+        "nan.csv": ([good, {**good, "loss": "nan"}], None, "line 3: loss is NaN"),
+        "text.csv": ([{**good, "lr": "fast"}], None, "line 2: lr is 'fast', not a number"),
+        "single.csv": ([{**good, "lr": 1e-3 * 2**i, "batch_size": 65536 * 2**j} for i in range(5) for j in range(3)], None,
+                       "all runs are at a single scale (N=1e+07, D=1e+09)"),
+    }
+    for name, (rows, columns, message) in cases.items():
+        path = _write_csv(tmp_path / name, rows, columns or ("n_params", "n_tokens", "lr", "batch_size", "loss"))
+        done = _hpo("scaling", "fit", "--from-csv", str(path), "--storage", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
+        assert done.returncode == 2, (name, done.stdout, done.stderr)
+        assert done.stderr.startswith("hpo: error: ") and message in done.stderr, (name, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    for args, message in [
+        (["scaling", "fit"], "give exactly one of --sweep NAME and --from-csv FILE"),
+        (["scaling", "fit", "--sweep", "none-such"], "sweep 'none-such' has no studies"),
+        (["recommend", "--params", "1e9", "--tokens", "1e9", "--law", "fit:nope"], "no scaling fit named 'nope'"),
+        (["recommend", "--params", "1e9", "--tokens", "-1"], "--tokens must be a positive number"),
+    ]:
+        done = _hpo(*args, "--storage", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
+        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
