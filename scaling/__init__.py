@@ -2,8 +2,9 @@
 a sweep, robust power-law fits with bootstrap intervals and leave-largest-scale-out
 validation, the published laws (Step Law, DeepSeek LLM), and recommendations for a target."""
 
+from scaling.api import fit
 from scaling.errors import ScalingError
-from scaling.fitting import ScalingFit, fit, optima_of
+from scaling.fitting import ScalingFit, fit_runs, optima_of
 from scaling.laws import FORMS, Law, PowerLaw
 from scaling.optimum import CellOptimum, find_optimum
 from scaling.published import PUBLISHED_LAWS
@@ -22,6 +23,7 @@ __all__ = [
     "ScalingFit",
     "find_optimum",
     "fit",
+    "fit_runs",
     "optima_of",
     "read_csv",
     "recommend",

@@ -183,7 +183,7 @@ def optima_of(runs: Iterable[Run], *, window: float | None = None, seed: int = 0
     return found, skipped
 
 
-def fit(
+def fit_runs(
     runs: Iterable[Run],
     *,
     form: str = "auto",

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 import hpo
+import scaling
 from db.errors import FitNotFoundError
 from db.store import Store
-from scaling import PUBLISHED_LAWS, Run, ScalingError, find_optimum, fit, recommend
+from scaling import PUBLISHED_LAWS, Run, ScalingError, find_optimum, fit_runs, recommend
 from scaling.laws import Law, PowerLaw
 from scaling.recommend import round_sequences
 
@@ -52,7 +53,7 @@ def test_published_laws_reproduce_the_papers_values() -> None:
 
 def test_fit_recovers_known_exponents_within_its_bootstrap_interval() -> None:
     runs = synthetic_runs(STEP, [1e7, 3e7, 1e8, 3e8], [1e9, 3e9, 1e10], noise=0.003, seed=1)
-    result = fit(runs, form="steplaw", bootstrap=300)
+    result = fit_runs(runs, form="steplaw", bootstrap=300)
     lr, b = result.learning_rate, result.batch_size
     for name, true in (("N", -0.713), ("D", 0.307)):
         lo, hi = lr.intervals[name]
@@ -68,11 +69,11 @@ def test_fit_recovers_known_exponents_within_its_bootstrap_interval() -> None:
 def test_auto_picks_the_compute_form_for_data_from_a_compute_law() -> None:
     deepseek = PUBLISHED_LAWS["deepseek"]
     runs = synthetic_runs(deepseek, [1e7, 3e7, 1e8], [3e8, 1e9, 3e9], noise=0.002, seed=2)
-    result = fit(runs, bootstrap=100)
+    result = fit_runs(runs, bootstrap=100)
     assert result.compared["compute"] is not None
     # the compute law is nested in nd (N^a D^a): both predict well; steplaw's B(D) cannot
     assert result.form in ("compute", "nd") and result.compared["steplaw"] > result.compared[result.form]
-    compute = fit(runs, form="compute", bootstrap=100)
+    compute = fit_runs(runs, form="compute", bootstrap=100)
     assert compute.learning_rate.law.exponents["C"] == pytest.approx(-0.125, abs=0.01)
     assert compute.batch_size.law.exponents["C"] == pytest.approx(0.3271, abs=0.01)
 
@@ -100,7 +101,7 @@ def test_cells_with_an_optimum_on_the_edge_or_no_batch_sweep_are_flagged_and_exc
 
     runs = synthetic_runs(STEP, [1e7, 3e7, 1e8, 3e8], [1e9, 3e9], seed=3)
     runs += synthetic_runs(STEP, [1e9], [1e9], lr_offsets=np.arange(1, 3.01, 0.5))
-    result = fit(runs, form="steplaw", bootstrap=50)
+    result = fit_runs(runs, form="steplaw", bootstrap=50)
     excluded = result.learning_rate.excluded
     assert len(excluded) == 1 and excluded[0]["n_params"] == 1e9 and "edge" in excluded[0]["why"]
     assert result.learning_rate.validation["held_out"].startswith("largest N = 3e+08")
@@ -137,10 +138,9 @@ def test_fits_from_a_sweep_are_stored_and_recommended_from(sqlite_url: str) -> N
 
     runs = runs_from_sweep("widths", sqlite_url)
     assert len(runs) == 3 * 2 * 45
-    result = fit(runs, form="steplaw", bootstrap=100, name="widths")
-    assert result.learning_rate.law.exponents["N"] == pytest.approx(-0.5, abs=0.05)
+    result = scaling.fit(sweep="widths", storage=sqlite_url, form="steplaw", bootstrap=100)  # fitted and stored
+    assert result.name == "widths" and result.learning_rate.law.exponents["N"] == pytest.approx(-0.5, abs=0.05)
     store = Store(sqlite_url)
-    store.save_fit("widths", source="sweep:widths", form=result.form, report=result.report(), sweep="widths")
     record = store.get_fit("widths")
     assert record.sweep == "widths" and record.form == "steplaw" and record.report["learning_rate"]["points"]
     with pytest.raises(FitNotFoundError, match="no scaling fit named 'nope'; stored fits: widths"):

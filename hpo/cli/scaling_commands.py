@@ -68,24 +68,16 @@ def fit_command(
     storage: StorageOption = None,
 ) -> None:
     """Fit eta_opt and B_opt laws; print them with intervals and held-out error; store the fit; plot it."""
-    from db.store import Store
-    from scaling.fitting import fit
+    from scaling.api import fit
     from scaling.plot import plot_fit
-    from scaling.runs import read_csv, runs_from_sweep
 
     if (sweep is None) == (from_csv is None):
         raise CLIError("give exactly one of --sweep NAME and --from-csv FILE")
     if (target_params is None) != (target_tokens is None):
         raise CLIError("--target-params and --target-tokens go together")
-    runs = runs_from_sweep(sweep, storage) if sweep is not None else read_csv(from_csv)  # type: ignore[arg-type]
-    label = name or (sweep if sweep is not None else from_csv.stem)  # type: ignore[union-attr]
-    result = fit(runs, form=form, name=label, bootstrap=bootstrap)
+    result = fit(csv=from_csv, sweep=sweep, storage=storage, form=form, name=name, bootstrap=bootstrap)
     report = result.report()
-    store = Store(storage)
-    try:
-        store.save_fit(label, source=f"sweep:{sweep}" if sweep else f"csv:{from_csv}", form=result.form, report=report, sweep=sweep)
-    finally:
-        store.close()
+    label = result.name
     target = (target_params, target_tokens) if target_params is not None else None
     picture = plot_fit(result, plot or Path(f"{label}.png"), target=target)  # type: ignore[arg-type]
     if as_json:
