@@ -12,29 +12,21 @@ readout: ``N = depth * (12 width^2 + 4 width) + 2 width``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from mup import MuReadout
 from torch import nn
 from torch.nn import functional as F
 
-from workers.proxies.parameterization import ProxyConfigError, Scaling, attach_base_shapes
+from workers.proxies.parameterization import ProxyConfig, ProxyConfigError, build
 
 
 @dataclass(frozen=True)
-class GPTConfig:
+class GPTConfig(ProxyConfig):
     vocab_size: int = 256
     seq_len: int = 64
-    width: int = 128
-    depth: int = 2
     heads: int = 4
-    param: str = "mup"
-    base_width: int = 64
-    base_depth: int = 2
-    depth_alpha: float = 1.0
-    init_std: float = 0.02
-    output_mult: float = 1.0
     attn_mult: float = 1.0
 
     def __post_init__(self) -> None:
@@ -44,10 +36,6 @@ class GPTConfig:
         for w in (self.width, self.base_width):
             if w % self.heads:
                 raise ProxyConfigError(f"width {w} is not divisible by {self.heads} heads")
-
-    @property
-    def scaling(self) -> Scaling:
-        return Scaling(self.param, self.width, self.base_width, self.depth, self.base_depth, self.depth_alpha)
 
     @property
     def non_embedding_params(self) -> int:
@@ -146,11 +134,4 @@ class GPT(nn.Module):
 
 def build_gpt(cfg: GPTConfig) -> GPT:
     """The model, with base shapes attached (muP) and initialised, on the CPU."""
-    model = GPT(cfg)
-    if cfg.scaling.is_mup:
-        with torch.device("meta"):  # shapes only: no memory for the base and delta models
-            base = GPT(replace(cfg, width=cfg.base_width))
-            delta = GPT(replace(cfg, width=2 * cfg.base_width))
-        attach_base_shapes(model, base, delta)
-    model.initialize()
-    return model
+    return build(GPT, cfg)

@@ -8,37 +8,25 @@ The residual form is what lets depth-muP scale the branches. N counts the blocks
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from mup import MuReadout
 from torch import nn
 from torch.nn import functional as F
 
-from workers.proxies.parameterization import ProxyConfigError, Scaling, attach_base_shapes
+from workers.proxies.parameterization import ProxyConfig, ProxyConfigError, build
 
 
 @dataclass(frozen=True)
-class MLPConfig:
+class MLPConfig(ProxyConfig):
     in_features: int = 64
     classes: int = 10
-    width: int = 128
-    depth: int = 2
-    param: str = "mup"
-    base_width: int = 64
-    base_depth: int = 2
-    depth_alpha: float = 1.0
-    init_std: float = 0.02
-    output_mult: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("in_features", "classes"):
             if getattr(self, name) < 1:
                 raise ProxyConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-
-    @property
-    def scaling(self) -> Scaling:
-        return Scaling(self.param, self.width, self.base_width, self.depth, self.base_depth, self.depth_alpha)
 
     @property
     def non_embedding_params(self) -> int:
@@ -97,11 +85,4 @@ class ResidualMLP(nn.Module):
 
 def build_mlp(cfg: MLPConfig) -> ResidualMLP:
     """The model, with base shapes attached (muP) and initialised, on the CPU."""
-    model = ResidualMLP(cfg)
-    if cfg.scaling.is_mup:
-        with torch.device("meta"):
-            base = ResidualMLP(replace(cfg, width=cfg.base_width))
-            delta = ResidualMLP(replace(cfg, width=2 * cfg.base_width))
-        attach_base_shapes(model, base, delta)
-    model.initialize()
-    return model
+    return build(ResidualMLP, cfg)

@@ -23,8 +23,8 @@ hyperparameters a sweep finds at any size mean the same thing at every other siz
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import torch
 from mup import MuAdamW, set_base_shapes
@@ -86,11 +86,42 @@ class Scaling:
         return init_std * math.sqrt(self.base_width / fan_in)
 
 
-def attach_base_shapes(model: nn.Module, base: nn.Module, delta: nn.Module) -> nn.Module:
-    """Give every parameter of ``model`` its ``infshape`` (which dimensions grow with width),
-    from a base model and a delta model that differ from it only in width. The model initialises
-    itself afterwards (``rescale_params=False``): its own init already follows the muP rules."""
-    return set_base_shapes(model, base, delta=delta, rescale_params=False)
+@dataclass(frozen=True)
+class ProxyConfig:
+    """What every proxy shares: its size, its parameterization relative to a base size, and
+    the init and output multipliers a sweep tunes."""
+
+    width: int = 128
+    depth: int = 2
+    param: str = "mup"
+    base_width: int = 64
+    base_depth: int = 2
+    depth_alpha: float = 1.0
+    init_std: float = 0.02
+    output_mult: float = 1.0
+
+    @property
+    def scaling(self) -> Scaling:
+        return Scaling(self.param, self.width, self.base_width, self.depth, self.base_depth, self.depth_alpha)
+
+
+C = TypeVar("C", bound=ProxyConfig)
+M = TypeVar("M", bound=nn.Module)
+
+
+def build(model_type: type[M], cfg: C) -> M:
+    """The model, initialised, on the CPU; under muP with every parameter's ``infshape`` (which
+    dimensions grow with width) taken from a base and a delta model that differ from it only
+    in width, built on the meta device (shapes, no memory). ``rescale_params=False``: the
+    model's own init already follows the muP rules."""
+    model = model_type(cfg)  # type: ignore[call-arg]
+    if cfg.scaling.is_mup:
+        with torch.device("meta"):
+            base = model_type(replace(cfg, width=cfg.base_width))  # type: ignore[call-arg]
+            delta = model_type(replace(cfg, width=2 * cfg.base_width))  # type: ignore[call-arg]
+        set_base_shapes(model, base, delta=delta, rescale_params=False)
+    model.initialize()  # type: ignore[operator]
+    return model
 
 
 def make_optimizer(
