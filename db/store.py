@@ -101,6 +101,19 @@ _ANY_QUEUED = (
 # PostgreSQL's FOR UPDATE with LIMIT may return no row while queued rows remain (the row it
 # picked was claimed under it); a claim then looks again, this many times at most.
 _CLAIM_ATTEMPTS = 20
+#: The columns a page of trials can be sorted by.
+_SORTABLE = {
+    "number": Trial.number,
+    "value": Trial.value,
+    "budget": Trial.budget,
+    "state": Trial.state,
+    "created_at": Trial.created_at,
+    "finished_at": Trial.finished_at,
+}
+
+#: The study tag that marks a stopped study (its value: when it was stopped).
+STOPPED_TAG = "stopped"
+
 #: Trial attrs the search algorithms write; an objective's own facts may not overwrite them.
 _ALGORITHM_ATTRS = frozenset({"bracket", "rung", "s", "parent", "kind", "target"})
 
@@ -442,6 +455,19 @@ class Store:
         return [_summarise(study, per_study.get(study.id, [])) for study in studies]
 
     @_translate_db_errors
+    def stop_study(self, name: str) -> StudyRecord:
+        """Stop handing out the study's trials: asks get nothing from now on (queued trials stay
+        queued), running trials finish, and sweeps on it end when they have. Kept as the tag
+        ``stopped`` (with the time), so ``hpo study show`` and the dashboard say so."""
+        study = self.get_study(name)
+        with self._write() as conn:
+            tags = conn.execute(select(Study.tags).where(Study.id == study.id).with_for_update()).scalar_one() or {}
+            if not tags.get(STOPPED_TAG):
+                tags = {**tags, STOPPED_TAG: utcnow().isoformat(timespec="seconds")}
+                conn.execute(update(Study).where(Study.id == study.id).values(tags=tags))
+        return self.get_study(name)
+
+    @_translate_db_errors
     def delete_study(self, name: str) -> None:
         """Delete a study with all its trials and intermediate values."""
         study = self.get_study(name)
@@ -506,7 +532,9 @@ class Store:
         the last one.
         """
         with self._write() as conn:
-            conn.execute(select(Study.id).where(Study.id == study_id).with_for_update())
+            tags = conn.execute(select(Study.tags).where(Study.id == study_id).with_for_update()).scalar_one()
+            if (tags or {}).get(STOPPED_TAG):
+                return None
             queued = conn.execute(_CLAIM, {"study": study_id, "worker": worker_id, "now": utcnow()}).one_or_none()
             if queued is not None:
                 return _trial(queued)
@@ -776,6 +804,41 @@ class Store:
         """The study's trials in number order, as one consistent snapshot."""
         with self._read() as conn:
             return _read_trials(conn, study_id, states, with_intermediate)
+
+    @_translate_db_errors
+    def trial_page(
+        self,
+        study_id: int,
+        *,
+        states: Sequence[TrialState] | None = None,
+        sort: str = "number",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[int, list[FrozenTrial]]:
+        """One page of a study's trials (with their intermediate values) and how many match:
+        what a dashboard table shows, read without loading the other trials. Trials without a
+        value sort last either way."""
+        column = _SORTABLE.get(sort)
+        if column is None:
+            raise StoreError(f"cannot sort trials by {sort!r}; choose one of {', '.join(_SORTABLE)}")
+        where = [Trial.study_id == study_id]
+        if states:
+            where.append(Trial.state.in_([s.value for s in states]))
+        order = column.desc() if descending else column.asc()
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(Trial).where(*where)).scalar_one()
+            rows = conn.execute(
+                select(Trial.__table__).where(*where).order_by(column.is_(None), order, Trial.number).offset(offset).limit(limit)
+            ).all()
+            curves: dict[int, dict[float, float]] = {}
+            if rows:
+                ivs = select(IntermediateValue.trial_id, IntermediateValue.budget, IntermediateValue.value).where(
+                    IntermediateValue.trial_id.in_([row.id for row in rows])
+                )
+                for trial_id, budget, value in conn.execute(ivs.order_by(IntermediateValue.trial_id, IntermediateValue.budget)):
+                    curves.setdefault(trial_id, {})[budget] = math.nan if value is None else value
+        return total, [_trial(row, curves.get(row.id, {})) for row in rows]
 
     @_translate_db_errors
     def trial(self, study_id: int, number: int) -> FrozenTrial:

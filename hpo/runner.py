@@ -147,10 +147,15 @@ def optimize(
     return outcomes
 
 
-def sweep_done(counts: Mapping[TrialState, int], max_trials: int | None, *, has_space: bool) -> bool:
-    """Whether a sweep has nothing left to run: the study is full (``max_trials`` reached,
-    or it has no search space, so only queued trials run) and no trial is queued or running
-    (a running one may still come back to the queue if its worker dies)."""
+def sweep_done(
+    counts: Mapping[TrialState, int], max_trials: int | None, *, has_space: bool, stopped: bool = False
+) -> bool:
+    """Whether a sweep has nothing left to run: the study is stopped and none of its trials
+    runs, or it is full (``max_trials`` reached, or it has no search space, so only queued
+    trials run) and no trial is queued or running (a running one may still come back to the
+    queue if its worker dies)."""
+    if stopped:
+        return counts[TrialState.RUNNING] == 0
     full = not has_space or (max_trials is not None and sum(counts.values()) >= max_trials)
     return full and counts[TrialState.RUNNING] == 0 and counts[TrialState.QUEUED] == 0
 
@@ -179,7 +184,7 @@ def work(
     while deadline is None or time.time() < deadline:
         trial = study.ask(worker_id, max_trials=max_trials) if has_space else study.claim(worker_id)
         if trial is None:
-            if sweep_done(study.counts(), max_trials, has_space=has_space):
+            if sweep_done(study.counts(), max_trials, has_space=has_space, stopped=study.stopped):
                 break
             time.sleep(_IDLE_WAIT)
             continue

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from db.errors import DuplicateStudyError, StoreError
 from db.models import Direction, TrialState
 from db.records import FrozenTrial, StudyRecord
-from db.store import HistoryCache, NewTrial, Recovery, Store, StudySummary, open_store
+from db.store import STOPPED_TAG, HistoryCache, NewTrial, Recovery, Store, StudySummary, open_store
 from hpo.algorithms import Algorithm, History, algorithm_class, make_algorithm
 from search_spaces import SearchSpace, config_hash
 
@@ -217,6 +217,15 @@ class Study:
         """Re-queue (or fail, when out of retries) running trials whose worker went silent."""
         self._last_recovery = time.monotonic()
         return self._store.recover_stale(self.id)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the study was stopped (``hpo`` service or :meth:`stop`), read afresh."""
+        return STOPPED_TAG in self._store.get_study(self.name).tags
+
+    def stop(self) -> None:
+        """Hand out no more trials; running ones finish (see :meth:`Store.stop_study`)."""
+        self._record = self._store.stop_study(self.name)
 
     def release_worker(self, worker_id: str, reason: str, *, retry: bool = True) -> Recovery:
         """Re-queue (or, without ``retry`` or retries, fail) the trials of a worker known dead."""

@@ -300,7 +300,9 @@ class _Driver:
     def _over(self) -> bool:
         if self.deadline is not None and time.time() >= self.deadline:
             return True
-        return sweep_done(self.study.counts(), self.max_trials, has_space=self.study.search_space is not None)
+        return sweep_done(
+            self.study.counts(), self.max_trials, has_space=self.study.search_space is not None, stopped=self.study.stopped
+        )
 
     def _stop_all(self, why: str) -> None:
         """Kill every actor and give its trials back at once, so a re-run resumes them without
