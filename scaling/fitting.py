@@ -277,3 +277,19 @@ def _usable(
         else:
             points.append((o.n_params, o.tokens, o.learning_rate if target == "learning_rate" else o.batch_size))
     return points, excluded
+
+
+def fit_from_report(name: str, report: dict[str, Any]) -> ScalingFit:
+    """A stored fit back as a :class:`ScalingFit` for plotting and recommending (its cells'
+    optima stay in the report: the plot needs only the points and the laws)."""
+    from scaling.recommend import law_from_report
+
+    law = law_from_report(name, report)
+
+    def target(key: str, fitted: PowerLaw, boot: list[PowerLaw]) -> TargetFit:
+        t = report[key]
+        return TargetFit(key, fitted, {k: tuple(v) for k, v in t["intervals"].items()}, t["points"], t["excluded"], t["validation"], boot)
+
+    lr = target("learning_rate", law.learning_rate, [b[0] for b in law.bootstrap])
+    batch = target("batch_size", law.batch_tokens, [b[1] for b in law.bootstrap])
+    return ScalingFit(name, report["form"], law, lr, batch, [], report.get("method", {}), report.get("forms_compared", {}))

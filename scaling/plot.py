@@ -16,7 +16,11 @@ def _axis(law: PowerLaw) -> str:
     return "C" if "C" in law.exponents else ("N" if "N" in law.exponents else "D")
 
 
-def plot_fit(fit: ScalingFit, path: str | Path, target: tuple[float, float] | None = None) -> Path:
+def plot_fit(fit: ScalingFit, path: str | Path | None, target: tuple[float, float] | None = None) -> Path | str:
+    """Write the plot to ``path`` (PNG, or by its suffix) and return the path; with no path,
+    return it as inline SVG (the dashboard's)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,6 +76,12 @@ def plot_fit(fit: ScalingFit, path: str | Path, target: tuple[float, float] | No
         ax.legend(fontsize=7)
     fig.suptitle(f"scaling fit {fit.name!r} ({fit.form} form); band: 90% bootstrap; dashed: extrapolation", fontsize=10)
     fig.tight_layout()
+    if path is None:
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg")
+        plt.close(fig)
+        svg = buf.getvalue()
+        return svg[svg.index("<svg") :]
     out = Path(path)
     fig.savefig(out, dpi=120)
     plt.close(fig)

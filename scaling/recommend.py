@@ -66,13 +66,20 @@ def _check(n_params: float, tokens: float, seq_len: int) -> None:
     for label, value in (("--params", n_params), ("--tokens", tokens), ("--seq-len", seq_len)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ScalingError(f"{label} must be a positive number, got {value}")
+        if value < 1:
+            raise ScalingError(f"{label} must be at least 1, got {value:g}")
 
 
 def recommend_with(law: Law, n_params: float, tokens: float, *, seq_len: int = 4096) -> Recommendation:
     """What ``law`` recommends for N parameters and D tokens."""
     _check(n_params, tokens, seq_len)
-    lr, batch = law.predict(n_params, tokens)
-    interval = law.interval(n_params, tokens)
+    try:
+        lr, batch = law.predict(n_params, tokens)
+        interval = law.interval(n_params, tokens)
+    except (OverflowError, ZeroDivisionError):
+        lr = batch = math.inf
+    if not (0 < lr < math.inf and 0 < batch < math.inf):
+        raise ScalingError(f"law {law.name!r} gives no finite learning rate and batch size at N={n_params:g}, D={tokens:g}")
     sequences = round_sequences(batch / seq_len)
     seq_interval = None
     if interval is not None:
