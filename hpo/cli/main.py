@@ -20,6 +20,7 @@ from hpo.cli.demo import demo
 from hpo.cli.errors import CLIError
 from hpo.cli.mup_commands import mup_app
 from hpo.cli.scaling_commands import recommend_command, scaling_app
+from hpo.cli.serve import serve
 from hpo.cli.spaces_commands import spaces_app
 from hpo.cli.study_commands import study_app
 from hpo.cli.sweep_commands import sweep_app
@@ -41,6 +42,7 @@ app.add_typer(sweep_app, name="sweep")
 app.add_typer(mup_app, name="mup")
 app.add_typer(scaling_app, name="scaling")
 app.command("recommend")(recommend_command)
+app.command("serve")(serve)
 app.command("demo")(demo)
 
 EXIT_USAGE = 2

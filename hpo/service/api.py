@@ -1,0 +1,184 @@
+"""The REST API under ``/api/``: studies, trials, sweeps, scaling fits and recommendations.
+
+Reads are open; writes (create a study, enqueue a configuration, stop a study) need the bearer
+token the server was started with, and a server started without one is read-only. Every
+error is a 4xx with ``{"error": "...", "field": "..."}``: the message and the field at fault.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from db.models import Direction, TrialState
+from hpo.service.errors import APIError
+from hpo.service.records import fit_json, study_json, trial_json
+
+router = APIRouter(prefix="/api")
+
+SortKey = Literal["number", "value", "budget", "state", "created_at", "finished_at"]
+StateName = Literal["queued", "running", "completed", "pruned", "failed", "diverged"]
+
+
+def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Writes need ``Authorization: Bearer <token>``; without a server token, none are allowed."""
+    token = request.app.state.token
+    if token is None:
+        raise APIError(403, "this server is read-only: start it with --token to allow writes", "authorization")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.encode()):
+        raise APIError(401, "a write needs the header 'Authorization: Bearer <token>' with the server's token", "authorization")
+
+
+Writer = Depends(require_token)
+
+
+class StudyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    direction: Literal["minimize", "maximize"] = "minimize"
+    search_space: str | dict[str, Any] | None = Field(default=None, description="A built-in space's name or a space object.")
+    algorithm: str = "random"
+    algorithm_settings: dict[str, Any] = Field(default_factory=dict)
+    objective: str | None = None
+    sweep: str | None = Field(default=None, min_length=1, max_length=255)
+    tags: dict[str, Any] = Field(default_factory=dict)
+
+
+class Enqueue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    params: dict[str, Any]
+    budget: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+@router.get("/studies", summary="Every study with its trials by state, best value and last activity")
+def list_studies(request: Request, sweep: Annotated[str | None, Query(max_length=255)] = None) -> list[dict[str, Any]]:
+    return [study_json(s.study, s) for s in request.app.state.store.list_studies(sweep=sweep)]
+
+
+@router.post("/studies", status_code=201, dependencies=[Writer], summary="Create a study")
+def create_study(request: Request, body: StudyCreate) -> dict[str, Any]:
+    from hpo.study import create_study as create
+    from search_spaces import get_builtin
+
+    space = body.search_space
+    if isinstance(space, str):
+        space = get_builtin(space)
+    study = create(
+        body.name,
+        request.app.state.store,
+        direction=Direction(body.direction),
+        search_space=space,
+        algorithm=body.algorithm,
+        algorithm_settings=body.algorithm_settings,
+        objective=body.objective,
+        sweep=body.sweep,
+        tags=body.tags,
+    )
+    return study_json(study.record)
+
+
+def _summary(request: Request, name: str) -> Any:
+    store = request.app.state.store
+    record = store.get_study(name)  # StudyNotFoundError -> 404
+    return next(s for s in store.list_studies(sweep=record.sweep) if s.study.id == record.id)
+
+
+@router.get("/studies/{name}", summary="One study")
+def get_study(request: Request, name: str) -> dict[str, Any]:
+    summary = _summary(request, name)
+    return study_json(summary.study, summary)
+
+
+@router.get("/studies/{name}/trials", summary="A page of a study's trials, filtered by state and sorted")
+def list_trials(
+    request: Request,
+    name: str,
+    state: Annotated[list[StateName] | None, Query()] = None,
+    sort: SortKey = "number",
+    order: Literal["asc", "desc"] = "asc",
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    store = request.app.state.store
+    study = store.get_study(name)
+    states = [TrialState(s) for s in state] if state else None
+    total, trials = store.trial_page(study.id, states=states, sort=sort, descending=order == "desc", offset=offset, limit=limit)
+    return {"total": total, "offset": offset, "limit": limit, "trials": [trial_json(t) for t in trials]}
+
+
+@router.get("/studies/{name}/trials/{number}", summary="One trial with its intermediate values")
+def get_trial(request: Request, name: str, number: int) -> dict[str, Any]:
+    store = request.app.state.store
+    return trial_json(store.trial(store.get_study(name).id, number))
+
+
+@router.post("/studies/{name}/trials", status_code=201, dependencies=[Writer], summary="Enqueue a configuration")
+def enqueue(request: Request, name: str, body: Enqueue) -> dict[str, Any]:
+    from hpo.study import load_study
+
+    study = load_study(name, request.app.state.store)
+    (number,) = study.enqueue_many([body.params], budget=body.budget)
+    return {"number": number, "state": "queued"}
+
+
+@router.post("/studies/{name}/stop", dependencies=[Writer], summary="Stop handing out the study's trials")
+def stop_study(request: Request, name: str) -> dict[str, Any]:
+    return study_json(request.app.state.store.stop_study(name))
+
+
+@router.get("/sweeps", summary="Every sweep with its studies")
+def list_sweeps(request: Request) -> list[dict[str, Any]]:
+    store = request.app.state.store
+    studies = store.list_studies()
+    return [
+        {
+            "name": sweep.name,
+            "description": sweep.description,
+            "tags": sweep.tags,
+            "studies": [study_json(s.study, s) for s in studies if s.study.sweep == sweep.name],
+        }
+        for sweep in store.list_sweeps()
+    ]
+
+
+@router.get("/fits", summary="The stored scaling fits")
+def list_fits(request: Request) -> list[dict[str, Any]]:
+    return [fit_json(f) for f in request.app.state.store.list_fits()]
+
+
+@router.get("/fits/{name}", summary="One scaling fit with its report")
+def get_fit(request: Request, name: str) -> dict[str, Any]:
+    return fit_json(request.app.state.store.get_fit(name), full=True)
+
+
+def recommend_json(
+    request: Request,
+    params: Annotated[float, Query(ge=1, le=1e30, allow_inf_nan=False, description="Non-embedding parameters N")],
+    tokens: Annotated[float, Query(ge=1, le=1e30, allow_inf_nan=False, description="Training tokens D")],
+    law: Annotated[str | None, Query(max_length=300, description="steplaw, deepseek or fit:NAME; default all")] = None,
+    seq_len: Annotated[int, Query(ge=1, le=10_000_000)] = 4096,
+) -> list[dict[str, Any]]:
+    from scaling.laws import Law
+    from scaling.published import PUBLISHED_LAWS
+    from scaling.recommend import FIT_PREFIX, law_from_report, recommend_with
+
+    store = request.app.state.store
+    if law is None:
+        laws: list[Law] = list(PUBLISHED_LAWS.values()) + [law_from_report(f.name, f.report) for f in store.list_fits()]
+    elif law in PUBLISHED_LAWS:
+        laws = [PUBLISHED_LAWS[law]]
+    elif law.startswith(FIT_PREFIX):
+        fit_name = law[len(FIT_PREFIX) :]
+        laws = [law_from_report(fit_name, store.get_fit(fit_name).report)]
+    else:
+        raise APIError(400, f"unknown law {law!r}; choose {', '.join(PUBLISHED_LAWS)} or fit:NAME", "law")
+    return [recommend_with(item, params, tokens, seq_len=seq_len).to_dict() for item in laws]
+
+
+router.get("/recommend", summary="Learning rate and batch size for N parameters and D tokens")(recommend_json)

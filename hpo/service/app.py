@@ -1,0 +1,26 @@
+"""``create_app``: the API and the dashboard over one store, one process (``hpo serve``)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from db.store import Store
+
+
+def create_app(storage: str | None = None, *, token: str | None = None) -> FastAPI:
+    """The app over the store at ``storage`` (default ``$HPO_STORAGE``, else ./hpo.db); writes
+    need ``token`` as a bearer token, and without one the API is read-only."""
+    from hpo.service import api, errors, pages
+
+    app = FastAPI(
+        title="hposcale",
+        summary="Studies, trials, sweeps and scaling laws of hposcale's store",
+        version="0.1.0",
+    )
+    app.state.store = Store(storage)
+    app.state.token = token
+    errors.install(app)
+    app.include_router(api.router)
+    app.get("/recommend", include_in_schema=False)(api.recommend_json)
+    app.include_router(pages.router)
+    return app

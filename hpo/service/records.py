@@ -1,0 +1,79 @@
+"""Store records as JSON: NaN and infinity become null (JSON has neither), times ISO 8601."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from db.records import FitRecord, FrozenTrial, StudyRecord
+from db.store import STOPPED_TAG, StudySummary
+
+
+def number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def when(stamp: datetime | None) -> str | None:
+    return None if stamp is None else stamp.isoformat(timespec="seconds") + "Z"
+
+
+def study_json(record: StudyRecord, summary: StudySummary | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": record.name,
+        "direction": record.direction.value,
+        "objective": record.objective,
+        "algorithm": record.algorithm,
+        "algorithm_settings": record.algorithm_settings,
+        "search_space": record.search_space,
+        "sweep": record.sweep,
+        "tags": record.tags,
+        "stopped": STOPPED_TAG in record.tags,
+        "heartbeat_timeout": record.heartbeat_timeout,
+        "max_retries": record.max_retries,
+        "created_at": when(record.created_at),
+    }
+    if summary is not None:
+        out["counts"] = {state.value: n for state, n in summary.counts.items()}
+        out["n_trials"] = summary.n_trials
+        out["best_value"] = number(summary.best_value)
+        out["last_activity"] = when(summary.last_activity)
+    return out
+
+
+def trial_json(trial: FrozenTrial, *, curve: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "number": trial.number,
+        "state": trial.state.value,
+        "params": trial.params,
+        "budget": number(trial.budget),
+        "value": number(trial.value),
+        "attrs": trial.attrs,
+        "worker": trial.worker_id,
+        "attempts": trial.attempts,
+        "error": trial.error,
+        "created_at": when(trial.created_at),
+        "started_at": when(trial.started_at),
+        "finished_at": when(trial.finished_at),
+        "duration_s": trial.duration_s,
+    }
+    if curve:
+        out["intermediate_values"] = [{"budget": b, "value": number(v)} for b, v in sorted(trial.intermediate_values.items())]
+    return out
+
+
+def fit_json(record: FitRecord, *, full: bool = False) -> dict[str, Any]:
+    report = record.report
+    out = {
+        "name": record.name,
+        "sweep": record.sweep,
+        "source": record.source,
+        "form": record.form,
+        "created_at": when(record.created_at),
+        "learning_rate": report["learning_rate"]["formula"],
+        "batch_size": report["batch_size"]["formula"],
+        "fitted_range": report.get("fitted_range"),
+    }
+    if full:
+        out["report"] = {k: v for k, v in report.items() if k != "bootstrap"}
+    return out
