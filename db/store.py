@@ -324,6 +324,13 @@ class Store:
         return FitRecord(**row._mapping)
 
     @_translate_db_errors
+    def fit_versions(self) -> list[tuple[str, datetime]]:
+        """(name, saved at) of every fit, by name: enough to tell a cache what changed without
+        reading the reports (each holds its bootstrap, so it is the large part)."""
+        with self._read() as conn:
+            return [(r.name, r.created_at) for r in conn.execute(select(ScalingFit.name, ScalingFit.created_at).order_by(ScalingFit.name))]
+
+    @_translate_db_errors
     def list_fits(self) -> list[FitRecord]:
         with self._read() as conn:
             rows = conn.execute(_FIT_ROWS.order_by(ScalingFit.name)).all()

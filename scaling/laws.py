@@ -8,6 +8,7 @@ fitted law also carries its bootstrap coefficients, from which its intervals com
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,12 +80,27 @@ class Law:
         law (papers give no interval for these coefficients)."""
         if not self.bootstrap:
             return None
-        lrs = np.array([lr(n_params, tokens) for lr, _ in self.bootstrap])
-        bs = np.array([b(n_params, tokens) for _, b in self.bootstrap])
+        at = variables_at(n_params, tokens)
+        logs = {v: math.log(at[v]) for v in VARIABLES}
+        lrs, bs = (np.exp(c + sum(e[v] * logs[v] for v in e)) for c, e in self._bootstrap_arrays)
         q = [50 * (1 - level), 50 * (1 + level)]
         lo_lr, hi_lr = np.percentile(lrs, q)
         lo_b, hi_b = np.percentile(bs, q)
         return (float(lo_lr), float(hi_lr)), (float(lo_b), float(hi_b))
+
+    @functools.cached_property
+    def _bootstrap_arrays(self) -> tuple[tuple[np.ndarray, dict[str, np.ndarray]], ...]:
+        """The bootstrap laws as arrays (log coefficient, exponent per variable), so an interval
+        is a few vector operations rather than a thousand calls (the service answers many)."""
+        out = []
+        for i in (0, 1):
+            laws = [pair[i] for pair in self.bootstrap]
+            names = {v for law in laws for v in law.exponents}
+            out.append((
+                np.log([law.coefficient for law in laws]),
+                {v: np.array([law.exponents.get(v, 0.0) for law in laws]) for v in names},
+            ))
+        return tuple(out)
 
     def extrapolation(self, n_params: float, tokens: float) -> list[str]:
         """One line per variable the target lies outside the fitted range of, saying how far."""

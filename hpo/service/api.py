@@ -157,7 +157,23 @@ def get_fit(request: Request, name: str) -> dict[str, Any]:
     return fit_json(request.app.state.store.get_fit(name), full=True)
 
 
-def recommend_json(
+def fit_laws(state: Any) -> dict[str, Any]:
+    """The stored fits as laws, by name, parsed once per saved version: a report carries its
+    bootstrap, and re-reading it on every request would dominate ``/recommend``."""
+    from scaling.recommend import law_from_report
+
+    store = state.store
+    cache: dict[str, tuple[Any, Any]] = state.__dict__.setdefault("fit_laws", {})
+    laws = {}
+    for name, saved in store.fit_versions():
+        hit = cache.get(name)
+        if hit is None or hit[0] != saved:
+            hit = cache[name] = (saved, law_from_report(name, store.get_fit(name).report))
+        laws[name] = hit[1]
+    return laws
+
+
+async def recommend_json(
     request: Request,
     params: Annotated[float, Query(ge=1, le=1e30, allow_inf_nan=False, description="Non-embedding parameters N")],
     tokens: Annotated[float, Query(ge=1, le=1e30, allow_inf_nan=False, description="Training tokens D")],
@@ -166,16 +182,18 @@ def recommend_json(
 ) -> list[dict[str, Any]]:
     from scaling.laws import Law
     from scaling.published import PUBLISHED_LAWS
-    from scaling.recommend import FIT_PREFIX, law_from_report, recommend_with
+    from scaling.recommend import FIT_PREFIX, recommend_with
 
-    store = request.app.state.store
     if law is None:
-        laws: list[Law] = list(PUBLISHED_LAWS.values()) + [law_from_report(f.name, f.report) for f in store.list_fits()]
+        laws: list[Law] = list(PUBLISHED_LAWS.values()) + list(fit_laws(request.app.state).values())
     elif law in PUBLISHED_LAWS:
         laws = [PUBLISHED_LAWS[law]]
     elif law.startswith(FIT_PREFIX):
         fit_name = law[len(FIT_PREFIX) :]
-        laws = [law_from_report(fit_name, store.get_fit(fit_name).report)]
+        stored = fit_laws(request.app.state)
+        if fit_name not in stored:
+            request.app.state.store.get_fit(fit_name)  # FitNotFoundError, naming the stored ones -> 404
+        laws = [stored[fit_name]]
     else:
         raise APIError(400, f"unknown law {law!r}; choose {', '.join(PUBLISHED_LAWS)} or fit:NAME", "law")
     return [recommend_with(item, params, tokens, seq_len=seq_len).to_dict() for item in laws]

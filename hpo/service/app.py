@@ -24,3 +24,11 @@ def create_app(storage: str | None = None, *, token: str | None = None) -> FastA
     app.get("/recommend", include_in_schema=False)(api.recommend_json)
     app.include_router(pages.router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app for each of uvicorn's worker processes (``hpo serve --workers N``), configured
+    through the environment the parent set, since workers import the app by name."""
+    import os
+
+    return create_app(os.environ.get("HPO_SERVE_STORAGE") or None, token=os.environ.get("HPO_SERVE_TOKEN") or None)

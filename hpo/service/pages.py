@@ -286,7 +286,7 @@ D (tokens) <input name="tokens" value="{_e(tokens)}" placeholder="2e12"> sequenc
     result = ""
     target = None
     if params or tokens:
-        result, target = _recommendation(store, params, tokens, seq_len, law)
+        result, target = _recommendation(request.app.state, params, tokens, seq_len, law)
     fits = store.list_fits()
     sections = []
     for record in fits:
@@ -305,9 +305,10 @@ batch size <b>{_e(report['batch_size']['formula'])}</b> tokens (held-out error {
     return _page("Scaling", body)
 
 
-def _recommendation(store: Any, params: str, tokens: str, seq_len: str, law: str) -> tuple[str, tuple[float, float] | None]:
+def _recommendation(state: Any, params: str, tokens: str, seq_len: str, law: str) -> tuple[str, tuple[float, float] | None]:
+    from hpo.service.api import fit_laws
     from scaling.published import PUBLISHED_LAWS
-    from scaling.recommend import law_from_report, recommend_with
+    from scaling.recommend import recommend_with
 
     try:
         n, d, s = float(params), float(tokens), int(seq_len)
@@ -315,7 +316,7 @@ def _recommendation(store: Any, params: str, tokens: str, seq_len: str, law: str
             raise ValueError
     except ValueError:
         return '<p class="warn" id="recommend-error">N, D and the sequence length must be positive numbers, e.g. 7e9 and 2e12.</p>', None
-    laws = list(PUBLISHED_LAWS.values()) + [law_from_report(f.name, f.report) for f in store.list_fits()]
+    laws = list(PUBLISHED_LAWS.values()) + list(fit_laws(state).values())
     if law:
         laws = [item for item in laws if item.name == law] or laws
     recs = [recommend_with(item, n, d, seq_len=s) for item in laws]

@@ -1,0 +1,207 @@
+"""Load on the service: 200 concurrent clients for 10 s on loopback against ``/recommend`` and
+against a 100-trial page of a study holding 10,000 trials.
+
+What is measured: each client is a closed loop (send, wait for the answer, send again), all
+200 in one asyncio process with httpx, for ``--seconds`` per endpoint, against ``hpo serve``
+with ``--workers`` uvicorn processes over a SQLite store on local disk. Latency is from send
+to the last byte of the answer; p50/p99 over every request of the window, and requests per
+second. The store: the study ``load`` with 10,000 completed trials (two parameters, an
+intermediate value each), and one stored scaling fit, so ``/recommend`` (no law named)
+answers for Step Law, DeepSeek and that fit with its bootstrap interval. Trial pages start at
+random offsets so no single page is cached anywhere.
+
+On a 2-core machine the load generator and the server share the cores; with closed-loop
+clients the latency is bounded below by concurrency / throughput (200 clients at 1,000
+requests/s is 200 ms whatever the server does), so the table reports throughput beside it.
+
+    python benchmarks/service_load.py [--quick] [--workers 2] [--clients 200] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TARGETS_MS = {"recommend": 50.0, "trials_page": 200.0}
+
+
+def build_store(path: Path, n_trials: int) -> str:
+    import hpo
+    import scaling
+
+    url = f"sqlite:///{path}"
+    space = {"parameters": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+                            "batch": {"type": "int", "low": 8, "high": 512, "log": True}},
+             "fidelity": {"name": "steps", "min": 10, "max": 270}}
+    study = hpo.create_study("load", url, search_space=space, algorithm="random")
+    rng = np.random.default_rng(0)
+    configs = [{"lr": float(10 ** rng.uniform(-4, 0)), "batch": int(2 ** rng.integers(3, 10))} for _ in range(n_trials)]
+    study.enqueue_many(configs, budget=270.0)
+    while (trial := study.claim("loader")) is not None:
+        study.report(trial, 90.0, 3.5)
+        study.complete(trial, float(3 + rng.random()))
+    law = scaling.PUBLISHED_LAWS["steplaw"]
+    runs = []
+    for n in (1e7, 3e7, 1e8):
+        for d in (1e9, 3e9):
+            lr0, b0 = law.predict(n, d)
+            for dx in np.arange(-2, 2.01, 0.5):
+                for dy in (-1.0, 0.0, 1.0):
+                    runs.append(scaling.Run(n, d, lr0 * 2**dx, b0 * 2**dy, 3 * (1 + 0.01 * dx * dx + 0.005 * dy * dy)))
+    scaling.fit(runs, name="grid", storage=url, form="steplaw")
+    return url
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url: str, workers: int) -> tuple[subprocess.Popen[str], str]:
+    port = _free_port()
+    hpo_bin = str(Path(sys.executable).parent / "hpo")
+    proc = subprocess.Popen([hpo_bin, "serve", "--storage", url, "--port", str(port), "--workers", str(workers)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/api/studies", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("hpo serve did not start")
+
+
+async def _load(base: str, make_path: Any, clients: int, seconds: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        stop = time.perf_counter() + seconds
+
+        async def one_client(seed: int) -> None:
+            nonlocal errors
+            rng = random.Random(seed)
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                response = await client.get(make_path(rng))
+                latencies.append(time.perf_counter() - t0)
+                if response.status_code != 200:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client(i) for i in range(clients)))
+        wall = time.perf_counter() - started
+    ms = np.array(latencies) * 1e3
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "wall_s": wall,
+        "requests_per_s": len(latencies) / wall,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "latencies_ms": ms.tolist(),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        url = build_store(Path(tmp) / "load.db", args.trials)
+        build_s = time.perf_counter() - t0
+        proc, base = start_server(url, args.workers)
+        try:
+            endpoints = {
+                "recommend": lambda rng: f"/recommend?params={rng.choice(['1e9', '7e9', '7e10'])}&tokens={rng.choice(['1e11', '2e12'])}",
+                "trials_page": lambda rng: f"/api/studies/load/trials?limit=100&offset={rng.randrange(0, args.trials - 100)}&sort=value",
+            }
+            for path in (endpoints["recommend"](random.Random(0)), endpoints["trials_page"](random.Random(0))):
+                assert httpx.get(base + path, timeout=30).status_code == 200, path  # warm: imports, caches
+            results = {name: asyncio.run(_load(base, make, args.clients, args.seconds)) for name, make in endpoints.items()}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    for name, r in results.items():
+        r["target_p99_ms"] = TARGETS_MS[name]
+        r["met"] = r["p99_ms"] < TARGETS_MS[name] and r["errors"] == 0
+    return {
+        "benchmark": "service_load",
+        "quick": args.quick,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "loadavg_start": list(os.getloadavg())},
+        "config": {"clients": args.clients, "seconds": args.seconds, "trials": args.trials, "server_workers": args.workers,
+                   "client": "one asyncio process, httpx.AsyncClient, closed loop", "store": "SQLite on local disk",
+                   "store_build_s": build_s},
+        "results": results,
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def report(data: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    print(f"\n{data['config']['clients']} clients x {data['config']['seconds']:g} s, hpo serve --workers {data['config']['server_workers']}, "
+          f"{data['config']['trials']} trials, {data['machine']['cpus']} cores")
+    print(f"{'endpoint':<13}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'target p99':>12}  met  errors")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, r in data["results"].items():
+        print(f"{name:<13}{r['requests']:>10}{r['requests_per_s']:>9.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
+              f"{r['target_p99_ms']:>12.0f}  {'yes' if r['met'] else 'NO':<4} {r['errors']}")
+        ms = np.sort(r.pop("latencies_ms"))
+        ax.plot(ms, np.linspace(0, 1, len(ms)), label=f"{name} (p99 {r['p99_ms']:.0f} ms, {r['requests_per_s']:.0f} req/s)")
+        ax.axvline(r["target_p99_ms"], ls=":", color=ax.lines[-1].get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("fraction of requests")
+    ax.set_title(f"{data['config']['clients']} concurrent clients, {data['config']['seconds']:g} s each (dotted: p99 targets)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "service_load.png", dpi=120)
+    (out / "service_load.json").write_text(json.dumps(data, indent=1))
+    print(f"wrote {out / 'service_load.json'} and {out / 'service_load.png'} ({data['wall_s']:.0f} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 clients, 2 s, 1,000 trials: a smoke test")
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2, help="hpo serve --workers")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    if args.quick:
+        args.clients, args.seconds, args.trials = 20, 2.0, 1000
+    report(run(args), args.out)
+
+
+if __name__ == "__main__":
+    main()
