@@ -1,4 +1,4 @@
-"""Parameter importances through Optuna's evaluators (PED-ANOVA, fANOVA) on a study's
+"""Parameter importances through Optuna's fANOVA evaluator on a study's
 completed trials, copied into an in-memory Optuna study with the distributions of our space."""
 
 from __future__ import annotations
@@ -10,24 +10,8 @@ from collections.abc import Sequence
 from db.models import TrialState
 from db.records import FrozenTrial
 from search_spaces import SearchSpace
-from search_spaces.params import Categorical, Float, Int
 
 MIN_TRIALS = 8
-
-
-def _distributions(space: SearchSpace):  # type: ignore[no-untyped-def]
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    out = {}
-    for name in space.dimensions:
-        param = space[name]
-        if isinstance(param, Float):
-            out[name] = FloatDistribution(param.low, param.high, log=param.log)
-        elif isinstance(param, Int):
-            out[name] = IntDistribution(param.low, param.high, log=param.log)
-        elif isinstance(param, Categorical):
-            out[name] = CategoricalDistribution(list(param.choices))
-    return out
 
 
 def importances(
@@ -46,7 +30,9 @@ def importances(
     for t in done:
         by_budget.setdefault(t.budget or 0.0, []).append(t)
     enough = [b for b, group in by_budget.items() if len(group) >= MIN_TRIALS]
-    dists = _distributions(space)
+    from hpo.algorithms.tpe import distributions
+
+    dists = distributions(space)
     if not enough or len(dists) < 2:
         return None, f"needs {MIN_TRIALS} completed trials at one budget and 2 searched parameters"
     budget = max(enough)
