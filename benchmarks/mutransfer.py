@@ -1,0 +1,411 @@
+"""muTransfer on the GPT proxy: does the optimal learning rate stay put as the model widens
+under muP, and move under SP?
+
+What it measures
+    A learning-rate sweep of the GPT proxy (``workers.proxies.trainer.train("gpt", ...)``) at
+    widths 64, 128, 256 and 512, once in SP and once in muP (base width 64, so the two differ
+    at width 64 only in muP's zero-initialised readout and query weights). Every run trains
+    for ``STEPS`` steps and is scored by its held-out loss at the end (cross-entropy in
+    nats/byte on 128 fixed windows of standard-library modules it never trained on). A run
+    the trainer stops as diverged (non-finite loss, or a training loss 3x the first step's)
+    counts as worse than any finite loss and is a gap in the plot.
+
+    Optimum per (param, width): the best grid point, refined by the vertex of the parabola in
+    log2(lr) through it and its two neighbours, so the drift is not a multiple of the grid
+    spacing; at the edge of the grid (or next to a diverged point) the grid point itself,
+    flagged in the table and the JSON. Drift = optimum log2 lr at width 512 minus at width 64
+    (signed; the targets use its absolute value).
+
+Targets (from the issue)
+    1. muP: |drift| <= 0.5 (log2) over the 8x width range.
+    2. SP: |drift| >= 1.
+    3. The best muP loss at width 512 is no worse than SP's (best grid points compared).
+
+Settings, chosen once and the same for SP and muP
+    * Model: the proxy's defaults (depth 2, 4 heads, init_std 0.02, output and attention
+      multipliers 1) with seq_len 32; AdamW (MuAdamW under muP) with the trainer's defaults:
+      weight decay 0.1, betas (0.9, 0.95), warmup 5 % then cosine to 10 %, gradient clipping
+      at 1.0. Nothing here is tuned for either parameterization.
+    * Batch 8 sequences x 32 bytes, 200 steps (51,200 tokens per run): the largest budget that
+      lets the whole grid (2 params x 4 widths x 12 learning rates = 96 runs) finish in about
+      20 minutes on 2 idle cores (23 minutes at a load of 3-5), the width-512 runs being about
+      60 % of the cost.
+    * Grid: log2 lr from -16 to -5 in steps of 1 (12 values). A pilot at 300 steps on a grid
+      2 apart (-13 to -3, widths 64 and 512) put SP's optimum near -9 at width 64 and at or
+      below -13 at width 512 (-13 the best point, -11 next), and muP's near -7 at both widths,
+      with -3 diverging for SP at 512; -16 and -5 leave at least two octaves beyond every
+      optimum seen, so each should be an interior point with a neighbour on either side. The
+      shared range costs SP and muP the same; a spacing of 0.5 over it would have doubled the
+      run, and the parabola refinement recovers sub-grid positions.
+    * One seed (0) per point, the same for every run: at a given width every learning rate
+      sees the same initial weights and the same batches, so the loss-vs-lr curve is not
+      jittered by data order. ``--seeds 2`` averages two seeds (twice the time).
+    * One torch thread (``--threads`` to change): on this 2-core machine, shared with other
+      jobs, two threads ran 1.0-1.9x faster than one when the machine was idle but 4-50x
+      slower than when idle whenever another process took a core (every parallel region
+      waits on the descheduled thread), while one thread slowed down 1.1-2.5x.
+
+Caveats
+    One seed and 51k tokens per run, and near an optimum the curves are flat to within about
+    0.1 nat over 1-2 octaves, while the seed alone moves a point's loss by as much: after the
+    first full run, muP at widths 64 and 512 was rerun with seed 1 over log2 lr -9 to -5 (a
+    check outside this script) and the loss at width 512, lr 2^-7 fell from 2.92 to 2.80; the
+    fitted optima became -7.09 and -7.20 (drift -0.11) against -7.01 and -7.70 (drift -0.70)
+    with seed 0. So with one seed a drift carries about half an octave of noise, as much as
+    the muP target allows; ``--seeds 2`` halves the variance but doubles the time. Wall time
+    depends on the load (in the JSON, start and end).
+
+How to run it
+    ``python benchmarks/mutransfer.py [--quick] [--widths ...] [--log2-lrs ...] [--steps N]
+    [--seeds N] [--threads N] [--out DIR]`` -> ``DIR/mutransfer.json`` and ``mutransfer.png``
+    (``mutransfer_quick.*`` with ``--quick``: widths 64 and 128, 5 learning rates, 40 steps,
+    under a minute). DIR defaults to ``benchmarks/results``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hpo.runner import Diverged
+from workers.proxies.trainer import train
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PARAMS = ("sp", "mup")
+WIDTHS = (64, 128, 256, 512)
+LOG2_LRS = tuple(float(x) for x in range(-16, -4))  # -16 to -5 in steps of 1
+STEPS = 200
+THREADS = 1
+SEEDS = 1
+QUICK_WIDTHS = (64, 128)
+QUICK_LOG2_LRS = (-10.0, -9.0, -8.0, -7.0, -6.0)
+QUICK_STEPS = 40
+MUP_DRIFT_MAX = 0.5
+SP_DRIFT_MIN = 1.0
+# Everything but width, param, learning rate and seed: the same for every run.
+FIXED = {
+    "depth": 2,
+    "heads": 4,
+    "seq_len": 32,
+    "batch_size": 8,
+    "base_width": 64,
+    "init_std": 0.02,
+    "output_mult": 1.0,
+    "attn_mult": 1.0,
+    "weight_decay": 0.1,
+    "warmup_fraction": 0.05,
+    "schedule": "cosine",
+    "grad_clip": 1.0,
+    "eval_sequences": 128,
+    "data": "stdlib",
+}
+
+
+# ------------------------------------------------------------------ the sweep
+
+
+def run_point(param: str, width: int, log2_lr: float, steps: int, seed: int) -> dict[str, Any]:
+    """One training run; a diverged run has loss NaN and the trainer's message in ``diverged``."""
+    config = FIXED | {"width": width, "param": param, "learning_rate": 2.0**log2_lr, "seed": seed}
+    record: dict[str, Any] = {"param": param, "width": width, "log2_lr": log2_lr, "seed": seed}
+    started = time.perf_counter()
+    try:
+        result = train("gpt", config, steps, unit="steps")
+    except Diverged as exc:
+        return record | {"loss": math.nan, "diverged": str(exc), "seconds": time.perf_counter() - started}
+    return record | {
+        "loss": result.final_loss,
+        "diverged": None,
+        "seconds": result.seconds,
+        "steps": result.steps,
+        "tokens": result.tokens,
+        "non_embedding_params": result.non_embedding_params,
+    }
+
+
+def sweep(
+    widths: Sequence[int], log2_lrs: Sequence[float], steps: int, seeds: int
+) -> list[dict[str, Any]]:
+    """Every (param, width, lr, seed) run, smallest width first so early output is cheap."""
+    runs: list[dict[str, Any]] = []
+    total = len(PARAMS) * len(widths) * len(log2_lrs) * seeds
+    started = time.perf_counter()
+    for width in widths:
+        for param in PARAMS:
+            for log2_lr in log2_lrs:
+                for seed in range(seeds):
+                    r = run_point(param, width, log2_lr, steps, seed)
+                    runs.append(r)
+                    _log(
+                        f"{len(runs)}/{total} {param} width {width} log2 lr {log2_lr:+.1f} seed {seed}: "
+                        f"{'diverged' if r['diverged'] else format(r['loss'], '.4f')} "
+                        f"({r['seconds']:.1f} s, {time.perf_counter() - started:.0f} s elapsed)"
+                    )
+    return runs
+
+
+# ------------------------------------------------------------------ analysis
+
+
+def mean_losses(
+    runs: list[dict[str, Any]], param: str, width: int, log2_lrs: Sequence[float]
+) -> list[float]:
+    """Loss per grid point, averaged over seeds; NaN when any seed diverged."""
+    out = []
+    for x in log2_lrs:
+        losses = [r["loss"] for r in runs if (r["param"], r["width"], r["log2_lr"]) == (param, width, x)]
+        out.append(float(np.mean(losses)) if losses else math.nan)
+    return out
+
+
+def find_optimum(log2_lrs: Sequence[float], losses: Sequence[float]) -> dict[str, Any]:
+    """The best grid point (diverged = worse than any finite loss), refined by the vertex of
+    the parabola in log2(lr) through it and its two neighbours; the grid point itself when it
+    is on the edge of the grid or a neighbour diverged."""
+    finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
+    if not finite:
+        return {"log2_lr": None, "grid_log2_lr": None, "loss": None, "fitted_loss": None, "note": "every run diverged"}
+    i = min(finite, key=lambda j: losses[j])
+    out: dict[str, Any] = {"log2_lr": log2_lrs[i], "grid_log2_lr": log2_lrs[i], "loss": losses[i], "fitted_loss": None}
+    if i in (0, len(losses) - 1):
+        return out | {"note": "optimum on the edge of the grid"}
+    xs, ys = log2_lrs[i - 1 : i + 2], losses[i - 1 : i + 2]
+    if not all(math.isfinite(y) for y in ys):
+        return out | {"note": "a neighbour of the best grid point diverged: grid point used"}
+    a, b, c = np.polyfit(xs, ys, 2)
+    if a <= 0:  # three equal losses: no curvature to fit
+        return out | {"note": "flat around the best grid point: grid point used"}
+    vertex = -b / (2 * a)
+    return out | {"log2_lr": float(vertex), "fitted_loss": float(c - b * b / (4 * a)), "note": None}
+
+
+def analyse(runs: list[dict[str, Any]], widths: Sequence[int], log2_lrs: Sequence[float]) -> dict[str, Any]:
+    """Per param: the loss curve and optimum at each width, and the drift smallest -> largest."""
+    out: dict[str, Any] = {}
+    for param in PARAMS:
+        per_width = {}
+        for width in widths:
+            losses = mean_losses(runs, param, width, log2_lrs)
+            done = [r for r in runs if r["width"] == width and "non_embedding_params" in r]
+            n = done[0]["non_embedding_params"] if done else None
+            per_width[str(width)] = {
+                "non_embedding_params": n,
+                "losses": losses,
+                "optimum": find_optimum(log2_lrs, losses),
+            }
+        lo, hi = (per_width[str(w)]["optimum"]["log2_lr"] for w in (widths[0], widths[-1]))
+        drift = hi - lo if lo is not None and hi is not None else None
+        out[param] = {"widths": per_width, "drift_log2": drift}
+    return out
+
+
+def targets(analysis: dict[str, Any], widths: Sequence[int]) -> dict[str, Any]:
+    """The issue's three targets, and whether any optimum sat on the grid's edge."""
+    mup_drift, sp_drift = analysis["mup"]["drift_log2"], analysis["sp"]["drift_log2"]
+    top = str(widths[-1])
+    mup_best, sp_best = (analysis[p]["widths"][top]["optimum"]["loss"] for p in ("mup", "sp"))
+    edges = [
+        f"{p} width {w}"
+        for p in PARAMS
+        for w, e in analysis[p]["widths"].items()
+        if e["optimum"]["note"] == "optimum on the edge of the grid"
+    ]
+    return {
+        "mup_drift": {
+            "target": f"|muP drift| <= {MUP_DRIFT_MAX} log2 from width {widths[0]} to {widths[-1]}",
+            "value": mup_drift,
+            "met": mup_drift is not None and abs(mup_drift) <= MUP_DRIFT_MAX,
+        },
+        "sp_drift": {
+            "target": f"|SP drift| >= {SP_DRIFT_MIN} log2 from width {widths[0]} to {widths[-1]}",
+            "value": sp_drift,
+            "met": sp_drift is not None and abs(sp_drift) >= SP_DRIFT_MIN,
+        },
+        "mup_loss_at_largest": {
+            "target": f"best muP loss at width {top} <= best SP loss there",
+            "mup": mup_best,
+            "sp": sp_best,
+            "met": mup_best is not None and (sp_best is None or mup_best <= sp_best),
+        },
+        "optima_on_grid_edge": edges,
+    }
+
+
+# ------------------------------------------------------------------ report
+
+
+def _fmt(x: float | None, fmt: str) -> str:
+    return "-" if x is None or not math.isfinite(x) else format(x, fmt)
+
+
+def print_report(analysis: dict[str, Any], tgt: dict[str, Any], wall_s: float) -> None:
+    print(f"\n{'param':<6} {'width':>5} {'opt log2 lr':>11} {'grid best':>9} {'best loss':>9} {'fit loss':>8}  note")
+    for param in PARAMS:
+        for width, entry in analysis[param]["widths"].items():
+            o = entry["optimum"]
+            print(
+                f"{param:<6} {width:>5} {_fmt(o['log2_lr'], '+.2f'):>11} {_fmt(o['grid_log2_lr'], '+.1f'):>9} "
+                f"{_fmt(o['loss'], '.4f'):>9} {_fmt(o['fitted_loss'], '.4f'):>8}  {o['note'] or ''}"
+            )
+    print()
+    for param in PARAMS:
+        print(f"{param} drift (log2 lr, largest minus smallest width): {_fmt(analysis[param]['drift_log2'], '+.2f')}")
+    for key in ("mup_drift", "sp_drift"):
+        t = tgt[key]
+        print(f"target {t['target']}: {_fmt(t['value'], '+.2f')} -> {'met' if t['met'] else 'MISSED'}")
+    t = tgt["mup_loss_at_largest"]
+    print(
+        f"target {t['target']}: muP {_fmt(t['mup'], '.4f')}, SP {_fmt(t['sp'], '.4f')} -> "
+        f"{'met' if t['met'] else 'MISSED'}"
+    )
+    if tgt["optima_on_grid_edge"]:
+        print(f"warning: optimum on the edge of the grid for {', '.join(tgt['optima_on_grid_edge'])}")
+    print(f"wall time {wall_s / 60:.1f} min")
+
+
+def plot(analysis: dict[str, Any], log2_lrs: Sequence[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PARAMS), figsize=(6 * len(PARAMS), 4.6), sharey=True)
+    widths = list(analysis[PARAMS[0]]["widths"])
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(widths)))
+    finite = [
+        v for p in PARAMS for e in analysis[p]["widths"].values() for v in e["losses"] if math.isfinite(v)
+    ]
+    for ax, param in zip(axes, PARAMS):
+        for color, width in zip(colors, widths):
+            entry = analysis[param]["widths"][width]
+            o = entry["optimum"]
+            ax.plot(log2_lrs, entry["losses"], "o-", color=color, ms=3.5, lw=1.4, label=f"width {width}")
+            if o["log2_lr"] is not None:
+                ax.axvline(o["log2_lr"], color=color, ls=":", lw=1.0)
+        drift = analysis[param]["drift_log2"]
+        ax.set_title(f"{'muP' if param == 'mup' else 'SP'}: optimum drift {_fmt(drift, '+.2f')} log2")
+        ax.set_xlabel("log2 learning rate")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("held-out loss after training (nats/byte)")
+    if finite:  # diverged points are gaps; very bad ones would squash the minima
+        lo = min(finite)
+        axes[0].set_ylim(lo - 0.05, min(max(finite), lo + 1.5) + 0.05)
+    fig.suptitle("Final held-out loss vs learning rate by width (dotted: fitted optimum)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def clean(x: Any) -> Any:
+    """JSON-safe: non-finite floats as null."""
+    if isinstance(x, dict):
+        return {k: clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [clean(v) for v in x]
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    return x
+
+
+# ------------------------------------------------------------------ main
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: widths 64 128, 5 learning rates, 40 steps (< 1 min)"
+    )
+    parser.add_argument("--widths", type=int, nargs="+", default=None, help="default: 64 128 256 512")
+    parser.add_argument(
+        "--log2-lrs", type=float, nargs="+", default=None, help="log2 learning rates (default: -16 to -5 by 1)"
+    )
+    parser.add_argument("--steps", type=int, default=None, help=f"training steps per run ({STEPS})")
+    parser.add_argument("--seeds", type=int, default=None, help=f"seeds per point, losses averaged ({SEEDS})")
+    parser.add_argument(
+        "--threads", type=int, default=THREADS, help=f"torch intra-op threads ({THREADS}; see the docstring)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output folder (benchmarks/results)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    widths = sorted(args.widths or (QUICK_WIDTHS if args.quick else WIDTHS))
+    log2_lrs = sorted(args.log2_lrs or (QUICK_LOG2_LRS if args.quick else LOG2_LRS))
+    steps = args.steps or (QUICK_STEPS if args.quick else STEPS)
+    seeds = args.seeds or SEEDS
+    import torch
+
+    torch.set_num_threads(args.threads)
+    loadavg_start = list(os.getloadavg())
+    _log(f"widths {widths}, log2 lrs {log2_lrs}, {steps} steps, {seeds} seed(s), {torch.get_num_threads()} threads")
+    t_start = time.perf_counter()
+    runs = sweep(widths, log2_lrs, steps, seeds)
+    wall_s = time.perf_counter() - t_start
+    analysis = analyse(runs, widths, log2_lrs)
+    tgt = targets(analysis, widths)
+    print_report(analysis, tgt, wall_s)
+
+    payload = {
+        "benchmark": "mutransfer",
+        "quick": args.quick,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "mup_drift_log2": analysis["mup"]["drift_log2"],
+        "sp_drift_log2": analysis["sp"]["drift_log2"],
+        "targets": tgt,
+        "wall_s": wall_s,
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "mup": importlib.metadata.version("mup"),
+            "loadavg_start": loadavg_start,
+            "loadavg_end": list(os.getloadavg()),
+        },
+        "config": {
+            "model": "gpt",
+            "params": list(PARAMS),
+            "widths": widths,
+            "log2_lrs": log2_lrs,
+            "steps": steps,
+            "tokens_per_step": FIXED["batch_size"] * FIXED["seq_len"],
+            "seeds": seeds,
+            "fixed": FIXED,
+            "loss": "held-out cross-entropy (nats/byte) at the end of training, mean over seeds; "
+            "results.<param>.widths.<width>.losses follow log2_lrs, null = diverged",
+            "optimum": "vertex of the parabola in log2 lr through the best grid point and its neighbours",
+            "drift": "optimum log2 lr at the largest width minus at the smallest",
+        },
+        "results": analysis,
+        "runs": runs,
+    }
+    stem = "mutransfer_quick" if args.quick else "mutransfer"
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"{stem}.json"
+    out.write_text(json.dumps(clean(payload), indent=2) + "\n")
+    plot(analysis, log2_lrs, out.with_suffix(".png"))
+    _log(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
