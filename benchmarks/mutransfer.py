@@ -288,8 +288,8 @@ def plot(analysis: dict[str, Any], log2_lrs: Sequence[float], path: Path) -> Non
     finite = [
         v for p in PARAMS for e in analysis[p]["widths"].values() for v in e["losses"] if math.isfinite(v)
     ]
-    for ax, param in zip(axes, PARAMS):
-        for color, width in zip(colors, widths):
+    for ax, param in zip(axes, PARAMS, strict=True):
+        for color, width in zip(colors, widths, strict=True):
             entry = analysis[param]["widths"][width]
             o = entry["optimum"]
             ax.plot(log2_lrs, entry["losses"], "o-", color=color, ms=3.5, lw=1.4, label=f"width {width}")
