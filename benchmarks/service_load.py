@@ -1,8 +1,8 @@
 """Load on the service: 200 concurrent clients for 10 s on loopback against ``/recommend`` and
 against a 100-trial page of a study holding 10,000 trials.
 
-What is measured: each client is a closed loop (send, wait for the answer, send again), all
-200 in one asyncio process with httpx, for ``--seconds`` per endpoint, against ``hpo serve``
+What is measured: each client is a closed loop (send, wait for the answer, send again) on its
+own keep-alive connection, all 200 in one asyncio process with a bare HTTP/1.1 client, for ``--seconds`` per endpoint, against ``hpo serve``
 with ``--workers`` uvicorn processes over a SQLite store on local disk. Latency is from send
 to the last byte of the answer; p50/p99 over every request of the window, and requests per
 second. The store: the study ``load`` with 10,000 completed trials (two parameters, an
@@ -92,26 +92,41 @@ def start_server(url: str, workers: int) -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError("hpo serve did not start")
 
 
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
+    """One keep-alive HTTP/1.1 GET on an open connection; the status code. A bare client:
+    httpx's async pool costs more CPU per request than the server does, and on 2 cores the
+    load generator must not be what is measured."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: loopback\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    await reader.readexactly(length)
+    return status
+
+
 async def _load(base: str, make_path: Any, clients: int, seconds: float) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        stop = time.perf_counter() + seconds
+    host, port = base.removeprefix("http://").split(":")
 
-        async def one_client(seed: int) -> None:
-            nonlocal errors
-            rng = random.Random(seed)
+    async def one_client(seed: int) -> None:
+        nonlocal errors
+        rng = random.Random(seed)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
-                response = await client.get(make_path(rng))
+                status = await _request(reader, writer, make_path(rng))
                 latencies.append(time.perf_counter() - t0)
-                if response.status_code != 200:
-                    errors += 1
+                errors += status != 200
+        finally:
+            writer.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(one_client(i) for i in range(clients)))
-        wall = time.perf_counter() - started
+    stop = time.perf_counter() + seconds
+    started = time.perf_counter()
+    await asyncio.gather(*(one_client(i) for i in range(clients)))
+    wall = time.perf_counter() - started
     ms = np.array(latencies) * 1e3
     return {
         "requests": len(latencies),
@@ -154,7 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                     "loadavg_start": list(os.getloadavg())},
         "config": {"clients": args.clients, "seconds": args.seconds, "trials": args.trials, "server_workers": args.workers,
-                   "client": "one asyncio process, httpx.AsyncClient, closed loop", "store": "SQLite on local disk",
+                   "client": "one asyncio process, bare keep-alive HTTP/1.1 connections, closed loop", "store": "SQLite on local disk",
                    "store_build_s": build_s},
         "results": results,
         "wall_s": time.perf_counter() - started,
