@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from db.models import Direction, TrialState
 from hpo.service.errors import APIError
-from hpo.service.records import fit_json, study_json, trial_json
+from hpo.service.records import fit_json, study_json, study_summary, trial_json
 
 router = APIRouter(prefix="/api")
 
@@ -83,15 +83,9 @@ def create_study(request: Request, body: StudyCreate) -> dict[str, Any]:
     return study_json(study.record)
 
 
-def _summary(request: Request, name: str) -> Any:
-    store = request.app.state.store
-    record = store.get_study(name)  # StudyNotFoundError -> 404
-    return next(s for s in store.list_studies(sweep=record.sweep) if s.study.id == record.id)
-
-
 @router.get("/studies/{name}", summary="One study")
 def get_study(request: Request, name: str) -> dict[str, Any]:
-    summary = _summary(request, name)
+    summary = study_summary(request.app.state.store, name)
     return study_json(summary.study, summary)
 
 

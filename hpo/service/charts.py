@@ -45,13 +45,14 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg") :]
 
 
-def _figure(width: float = 5.2, height: float = 3.2, ncols: int = 1) -> tuple[Any, Any]:
-    with plt.rc_context(_STYLE):
-        return plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
-
-
 def empty(message: str) -> str:
     return f'<div class="empty">{message}</div>'
+
+
+def _log_params(space: dict[str, Any] | None) -> set[str]:
+    """The parameters a stored space searches on a log scale (their axes are drawn in log)."""
+    params = (space or {}).get("parameters") or {}
+    return {name for name, spec in params.items() if isinstance(spec, dict) and spec.get("log")}
 
 
 def _finite(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -136,7 +137,7 @@ def param_scatter(trials: Sequence[FrozenTrial], space: dict[str, Any] | None) -
     names = numeric_params(done)[:6]
     if not names:
         return empty("no numeric parameter varies yet")
-    logs = {k for k, spec in ((space or {}).get("parameters") or {}).items() if isinstance(spec, dict) and spec.get("log")}
+    logs = _log_params(space)
     with plt.rc_context(_STYLE):
         fig, axes = plt.subplots(1, len(names), figsize=(2.3 * len(names) + 0.6, 2.6), sharey=True, squeeze=False)
         values = [t.value for t in done]
@@ -159,7 +160,7 @@ def parallel_coordinates(trials: Sequence[FrozenTrial], space: dict[str, Any] | 
     names = numeric_params(done)[:8]
     if len(names) < 2 or len(done) < 2:
         return empty("needs two numeric parameters and two completed trials")
-    logs = {k for k, spec in ((space or {}).get("parameters") or {}).items() if isinstance(spec, dict) and spec.get("log")}
+    logs = _log_params(space)
     matrix = np.array([[float(t.params.get(n, np.nan)) for n in names] for t in done])
     for j, name in enumerate(names):
         col = np.log(matrix[:, j]) if name in logs else matrix[:, j]

@@ -21,6 +21,7 @@ from db.models import Direction, TrialState
 from db.records import FrozenTrial
 from db.store import STOPPED_TAG, StudySummary
 from hpo.service import charts
+from hpo.service.records import study_summary
 
 router = APIRouter(include_in_schema=False)
 
@@ -195,10 +196,10 @@ def study_page(
 ) -> HTMLResponse:
     store = request.app.state.store
     try:
-        record = store.get_study(name)
+        summary = study_summary(store, name)
     except StudyNotFoundError as exc:
         return _page("Not found", f'<h1>Not found</h1><div class="card">{_e(exc)}</div>', status=404)
-    summary = next(s for s in store.list_studies(sweep=record.sweep) if s.study.id == record.id)
+    record = summary.study
     sort = sort if sort in ("number", "value", "budget", "state", "created_at", "finished_at") else "number"
     order = order if order in ("asc", "desc") else "desc"
     state = state if state in {s.value for s in TrialState} else ""

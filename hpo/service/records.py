@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from db.records import FitRecord, FrozenTrial, StudyRecord
-from db.store import STOPPED_TAG, StudySummary
+from db.store import STOPPED_TAG, Store, StudySummary
 
 
 def number(value: float | None) -> float | None:
@@ -16,6 +16,13 @@ def number(value: float | None) -> float | None:
 
 def when(stamp: datetime | None) -> str | None:
     return None if stamp is None else stamp.isoformat(timespec="seconds") + "Z"
+
+
+def study_summary(store: Store, name: str) -> StudySummary:
+    """One study with its counts and best value (StudyNotFoundError if there is none): the
+    listing of its sweep, filtered, since the store summarises studies only in listings."""
+    record = store.get_study(name)
+    return next(s for s in store.list_studies(sweep=record.sweep) if s.study.id == record.id)
 
 
 def study_json(record: StudyRecord, summary: StudySummary | None = None) -> dict[str, Any]:
