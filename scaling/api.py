@@ -22,6 +22,7 @@ def fit(
     save: bool = True,
     bootstrap: int = BOOTSTRAP,
     seed: int = 0,
+    batch_fallback: str | None = None,
 ) -> ScalingFit:
     """Fit a law to exactly one of ``runs``, a ``csv`` file or a ``sweep``'s trials; with
     ``save`` (the default for a CSV or a sweep) it is stored as ``name`` (default: the sweep's
@@ -34,7 +35,7 @@ def fit(
         data, label, source = runs_from_sweep(sweep, storage), sweep, f"sweep:{sweep}"
     else:
         data, label, source, save = list(runs), "fit", "runs", save and name is not None  # type: ignore[arg-type]
-    result = fit_runs(data, form=form, name=name or label, bootstrap=bootstrap, seed=seed)
+    result = fit_runs(data, form=form, name=name or label, bootstrap=bootstrap, seed=seed, batch_fallback=batch_fallback)
     if save:
         from db.store import Store
 

@@ -9,7 +9,12 @@ loss (``f_scale`` 0.1, about 10% in the target) started from ordinary least squa
 * leave-largest-scale-out validation: refit without the cells at the largest N (or C for the
   compute form) and report the error predicting them, the honest estimate of extrapolation;
 * ``form="auto"`` fits every form the data can support and keeps the one with the smallest
-  held-out error (fewest coefficients on a tie).
+  held-out error (fewest coefficients on a tie);
+* ``batch_fallback="steplaw"`` (or another published law): when the sweep cannot support a
+  batch-size law (a sweep of the learning rate alone, or batch optima all flagged, as at the
+  small budgets a CPU affords, where loss is nearly flat in the batch), the batch law is that
+  published law's, said so in the report and in every recommendation, and the learning-rate
+  law is still fitted. Without it such a sweep gives an error, not half a law.
 
 What the survey "(Mis)Fitting: A Survey of Scaling Laws" (Li et al. 2025) asks a report to
 state is kept with the fit: form, loss, optimizer and initialisation, the points used and
@@ -29,6 +34,7 @@ from scipy.optimize import least_squares
 from scaling.errors import ScalingError
 from scaling.laws import FORMS, Law, PowerLaw, variables_at
 from scaling.optimum import CellOptimum, find_optimum
+from scaling.published import PUBLISHED_LAWS, borrowed_batch_note
 from scaling.runs import Run, cells
 
 HUBER_SCALE = 0.1
@@ -47,6 +53,7 @@ class TargetFit:
     excluded: list[dict[str, Any]]
     validation: dict[str, Any]
     bootstrap: list[PowerLaw] = field(default_factory=list, repr=False)
+    borrowed_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ def _target_report(fit: TargetFit) -> dict[str, Any]:
         "points": fit.points,
         "excluded": fit.excluded,
         "validation": fit.validation,
+        "source": "fitted" if fit.borrowed_from is None else fit.borrowed_from,
     }
 
 
@@ -133,7 +141,9 @@ def fit_target(
     for _ in range(bootstrap):
         idx = rng.integers(0, len(points), len(points))
         if _identifiable(xs[idx]):
-            samples.append(_solve(xs[idx], ys[idx]))
+            coef_i = _solve(xs[idx], ys[idx])
+            if abs(coef_i[0]) < 700:  # a near-degenerate resample's coefficient overflows exp: drop it
+                samples.append(coef_i)
     boot = np.array(samples) if samples else coef[None, :]
     q = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
     names = ["coefficient", *variables]
@@ -190,10 +200,15 @@ def fit_runs(
     name: str = "fit",
     bootstrap: int = BOOTSTRAP,
     seed: int = 0,
+    batch_fallback: str | None = None,
 ) -> ScalingFit:
-    """Fit a law of ``form`` (``steplaw``, ``nd``, ``compute`` or ``auto``) to runs."""
+    """Fit a law of ``form`` (``steplaw``, ``nd``, ``compute`` or ``auto``) to runs; with
+    ``batch_fallback`` (a published law's name), a batch law the runs cannot support is taken
+    from that law instead of failing the fit."""
     if form != "auto" and form not in FORMS:
         raise ScalingError(f"unknown form {form!r}; choose auto or one of {', '.join(FORMS)}")
+    if batch_fallback is not None and batch_fallback not in PUBLISHED_LAWS:
+        raise ScalingError(f"unknown batch fallback {batch_fallback!r}; choose one of {', '.join(PUBLISHED_LAWS)}")
     runs = list(runs)
     optima, skipped = optima_of(runs, seed=seed)
     if not optima:
@@ -206,18 +221,20 @@ def fit_runs(
             "a law needs several model sizes or token budgets"
         )
     if form != "auto":
-        return _fit_form(form, name, optima, skipped, bootstrap, seed)
+        return _fit_form(form, name, optima, skipped, bootstrap, seed, batch_fallback)
     fits: dict[str, ScalingFit] = {}
     failures: dict[str, str] = {}
     for candidate in FORMS:
         try:
-            fits[candidate] = _fit_form(candidate, name, optima, skipped, bootstrap, seed)
+            fits[candidate] = _fit_form(candidate, name, optima, skipped, bootstrap, seed, batch_fallback)
         except ScalingError as exc:
             failures[candidate] = str(exc)
     if not fits:
-        raise ScalingError(f"no form fits these runs: {failures['steplaw']}")
+        raise ScalingError("no form fits these runs: " + "; ".join(f"{f}: {why}" for f, why in failures.items()))
     scores = {f: _held_out_score(s) for f, s in fits.items()}
-    ranked = sorted(fits, key=lambda f: (math.inf if scores[f] is None else scores[f], _n_coefficients(f)))
+    # a form whose batch law was fitted beats one that borrowed it, whatever the scores
+    ranked = sorted(fits, key=lambda f: (fits[f].batch_size.borrowed_from is not None,
+                                         math.inf if scores[f] is None else scores[f], _n_coefficients(f)))
     best = fits[ranked[0]]
     return ScalingFit(
         best.name, best.form, best.law, best.learning_rate, best.batch_size, best.optima,
@@ -232,18 +249,31 @@ def _n_coefficients(form: str) -> int:
 
 
 def _held_out_score(fit: ScalingFit) -> float | None:
-    errors = [fit.learning_rate.validation.get("error"), fit.batch_size.validation.get("error")]
+    errors = [fit.learning_rate.validation.get("error")]
+    if fit.batch_size.borrowed_from is None:
+        errors.append(fit.batch_size.validation.get("error"))
     return None if any(e is None for e in errors) else float(sum(errors))  # type: ignore[arg-type]
 
 
 def _fit_form(
-    form: str, name: str, optima: list[CellOptimum], skipped: list[dict[str, Any]], bootstrap: int, seed: int
+    form: str,
+    name: str,
+    optima: list[CellOptimum],
+    skipped: list[dict[str, Any]],
+    bootstrap: int,
+    seed: int,
+    batch_fallback: str | None = None,
 ) -> ScalingFit:
     lr_vars, b_vars = FORMS[form]
     lr_points, lr_out = _usable(optima, "learning_rate", skipped)
     b_points, b_out = _usable(optima, "batch_size", skipped)
     lr_fit = fit_target("learning_rate", lr_points, lr_vars, excluded=lr_out, bootstrap=bootstrap, seed=seed)
-    b_fit = fit_target("batch_size", b_points, b_vars, excluded=b_out, bootstrap=bootstrap, seed=seed + 1)
+    try:
+        b_fit = fit_target("batch_size", b_points, b_vars, excluded=b_out, bootstrap=bootstrap, seed=seed + 1)
+    except ScalingError as exc:
+        if batch_fallback is None:
+            raise
+        b_fit = _borrowed_batch(PUBLISHED_LAWS[batch_fallback], str(exc), b_out, len(lr_fit.bootstrap))
     used = {(p["n_params"], p["tokens"]) for p in lr_fit.points + b_fit.points}
     span = {v: [variables_at(n, d)[v] for n, d in used] for v in ("N", "D", "C")}
     law = Law(
@@ -254,6 +284,7 @@ def _fit_form(
         fitted_range={v: (min(vals), max(vals)) for v, vals in span.items()},
         # degenerate resamples are skipped per target, so the two lists may differ in length
         bootstrap=list(zip(lr_fit.bootstrap, b_fit.bootstrap, strict=False)),
+        notes="" if b_fit.borrowed_from is None else borrowed_batch_note(b_fit.borrowed_from),
     )
     method = {
         "form": {"steplaw": "eta = a N^alpha D^beta; B = b D^gamma", "nd": "eta = a N^alpha D^beta; B = b N^delta D^gamma",
@@ -264,6 +295,21 @@ def _fit_form(
         "cell_optimum": "robust quadratic in (log2 lr, log2 batch) over each cell's basin; flagged cells excluded",
     }
     return ScalingFit(name, form, law, lr_fit, b_fit, optima, method)
+
+
+def _borrowed_batch(published: Law, why: str, excluded: list[dict[str, Any]], resamples: int) -> TargetFit:
+    """The batch-size 'fit' when the runs cannot support one: the published law, unchanged
+    in every bootstrap resample (the interval then reflects the learning rate's only)."""
+    return TargetFit(
+        target="batch_size",
+        law=published.batch_tokens,
+        intervals={},
+        points=[],
+        excluded=excluded,
+        validation={"error": None, "why": f"not fitted ({why}); taken from {published.name}"},
+        bootstrap=[published.batch_tokens] * resamples,
+        borrowed_from=published.name,
+    )
 
 
 def _usable(
@@ -288,7 +334,9 @@ def fit_from_report(name: str, report: dict[str, Any]) -> ScalingFit:
 
     def target(key: str, fitted: PowerLaw, boot: list[PowerLaw]) -> TargetFit:
         t = report[key]
-        return TargetFit(key, fitted, {k: tuple(v) for k, v in t["intervals"].items()}, t["points"], t["excluded"], t["validation"], boot)
+        source = t.get("source", "fitted")
+        return TargetFit(key, fitted, {k: tuple(v) for k, v in t["intervals"].items()}, t["points"], t["excluded"],
+                         t["validation"], boot, None if source == "fitted" else source)
 
     lr = target("learning_rate", law.learning_rate, [b[0] for b in law.bootstrap])
     batch = target("batch_size", law.batch_tokens, [b[1] for b in law.bootstrap])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,10 @@ def variables_at(n_params: float, tokens: float) -> dict[str, float]:
     return {"N": float(n_params), "D": float(tokens), "C": 6.0 * float(n_params) * float(tokens)}
 
 
+#: The log of the largest float: exp() of more overflows.
+_LOG_MAX = math.log(sys.float_info.max)
+
+
 @dataclass(frozen=True)
 class PowerLaw:
     """``coefficient * prod(x ** exponent)`` over the named variables."""
@@ -40,7 +45,9 @@ class PowerLaw:
 
     def __call__(self, n_params: float, tokens: float) -> float:
         at = variables_at(n_params, tokens)
-        return self.coefficient * math.prod(at[v] ** e for v, e in self.exponents.items())
+        # in logs: a bootstrap resample's wild exponent must give inf, not an OverflowError
+        log_value = math.log(self.coefficient) + sum(e * math.log(at[v]) for v, e in self.exponents.items())
+        return math.exp(log_value) if log_value < _LOG_MAX else math.inf
 
     def formula(self) -> str:
         terms = " * ".join(f"{v}^{e:.4g}" for v, e in self.exponents.items())

@@ -11,7 +11,8 @@ vertex), and report:
 * flags: an optimum on or beyond the edge of the swept range, a surface that is not convex,
   a batch size that was not swept. A flagged dimension is not used by a law fit.
 
-With fewer than three batch sizes the fit is one-dimensional in the learning rate.
+With fewer than three batch sizes, or fewer than ten runs, the fit is one-dimensional in
+the learning rate.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from scaling.runs import Run
 PLATEAU = 0.0025
 WINDOW = 0.05
 BOOTSTRAP = 200
+#: Runs a cell needs for a surface in (lr, batch): its 6 coefficients and 4 to spare.
+SURFACE_RUNS = 10
 
 
 @dataclass(frozen=True)
@@ -89,15 +92,20 @@ def _fit(x: np.ndarray, y: np.ndarray | None, loss: np.ndarray) -> np.ndarray:
     return least_squares(lambda c: a @ c - loss, start, loss="soft_l1", f_scale=scale).x
 
 
-def _vertex(c: np.ndarray, two_d: bool) -> tuple[float, float | None] | None:
-    """The minimum of the fitted quadratic; None when it has none (not convex)."""
+def _vertex(c: np.ndarray, two_d: bool, y_best: float) -> tuple[float, float | None, bool] | None:
+    """The minimum of the fitted quadratic as (log2 lr, log2 batch, batch found); None when
+    it is not convex in the learning rate. A surface convex in the learning rate but open or
+    flat along the batch size (the valley small budgets give, where the best learning rate
+    rises with the batch) still has a learning-rate optimum: the one at the best run's batch."""
     if not two_d:
-        return (-c[1] / (2 * c[2]), None) if c[2] > 0 else None
+        return (-c[1] / (2 * c[2]), None, False) if c[2] > 0 else None
     h = np.array([[2 * c[3], c[5]], [c[5], 2 * c[4]]])
-    if np.linalg.eigvalsh(h).min() <= 0:
-        return None
-    vx, vy = np.linalg.solve(h, -c[1:3])
-    return float(vx), float(vy)
+    if np.linalg.eigvalsh(h).min() > 0:
+        vx, vy = np.linalg.solve(h, -c[1:3])
+        return float(vx), float(vy), True
+    if c[3] > 0:
+        return float(-(c[1] + c[5] * y_best) / (2 * c[3])), y_best, False
+    return None
 
 
 def _select(runs: Sequence[Run], window: float, minimum: int) -> list[Run]:
@@ -123,7 +131,8 @@ def find_optimum(
     excluded = {"diverged": len(runs) - len(finite)} if len(finite) < len(runs) else {}
     lrs = sorted({r.learning_rate for r in finite})
     batches = sorted({r.batch_size for r in finite})
-    two_d = len(batches) >= 3
+    # a quadratic surface has 6 coefficients: with fewer than 10 runs, fit the learning rate alone
+    two_d = len(batches) >= 3 and len(finite) >= SURFACE_RUNS
     minimum = 6 if two_d else 3
     if len(lrs) < 3:
         raise ScalingError(
@@ -139,7 +148,7 @@ def find_optimum(
     swept = {"learning_rate": (lrs[0], lrs[-1]), "batch_size": (batches[0], batches[-1])}
     flags: dict[str, str] = {}
     coef = _fit(x, y, loss)
-    vertex = _vertex(coef, two_d)
+    vertex = _vertex(coef, two_d, math.log2(best.batch_size))
     if vertex is None:
         reason = "the fitted surface is not convex: no optimum inside the data"
         flags["learning_rate"] = reason
@@ -149,8 +158,16 @@ def find_optimum(
     else:
         vx = vertex[0]
         vy = vertex[1] if vertex[1] is not None else math.log2(best.batch_size)
+        if two_d and not vertex[2]:
+            flags["batch_size"] = (
+                "the fitted surface is not convex in the batch size (a flat or open valley): no batch "
+                f"optimum inside the data; the learning rate is the optimum at the best run's batch {best.batch_size:.3g}"
+            )
     if not two_d:
-        flags["batch_size"] = f"batch size not swept ({len(batches)} value{'s' if len(batches) > 1 else ''}; 3 needed)"
+        flags["batch_size"] = (
+            f"batch size not swept ({len(batches)} value{'s' if len(batches) > 1 else ''}; 3 needed)" if len(batches) < 3
+            else f"too few runs ({len(finite)}) for a surface in learning rate and batch size ({SURFACE_RUNS} needed)"
+        )
     for dim, v, observed, values in (
         ("learning_rate", vx, best.learning_rate, lrs),
         ("batch_size", vy, best.batch_size, batches),
@@ -173,7 +190,7 @@ def find_optimum(
         loss=fitted_loss if vertex is not None else best.loss,
         best_observed=best,
         learning_rate_interval=lr_interval,
-        batch_size_interval=batch_interval if two_d else None,
+        batch_size_interval=batch_interval if two_d and vertex is not None and vertex[2] else None,
         plateau=_plateau(coef, lrs, batches, two_d, plateau) if vertex is not None else {},
         swept=swept,
         flags=flags,
@@ -186,25 +203,26 @@ def _intervals(
     runs: Sequence[Run], two_d: bool, bootstrap: int, seed: int, level: float = 0.9
 ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
     """Central ``level`` intervals of the vertex over bootstrap resamples of the runs
-    (resamples whose surface has no minimum are dropped; None if most do)."""
+    (resamples whose surface has no minimum in a dimension are dropped for it; None for a
+    dimension where most are)."""
     rng = np.random.default_rng(seed)
     x = np.log2([r.learning_rate for r in runs])
     y = np.log2([r.batch_size for r in runs]) if two_d else None
     loss = np.array([r.loss for r in runs])
+    y_best = math.log2(min(runs, key=lambda r: r.loss).batch_size)
     xs, ys = [], []
     for _ in range(bootstrap):
         idx = rng.integers(0, len(runs), len(runs))
         if len(set(x[idx])) < 3 or (two_d and len(set(y[idx])) < 3):  # type: ignore[index]
             continue
-        v = _vertex(_fit(x[idx], None if y is None else y[idx], loss[idx]), two_d)
+        v = _vertex(_fit(x[idx], None if y is None else y[idx], loss[idx]), two_d, y_best)
         if v is not None:
             xs.append(v[0])
-            ys.append(v[1])
-    if len(xs) < bootstrap / 2:
-        return None, None
+            if v[2]:
+                ys.append(v[1])
     q = [50 * (1 - level), 50 * (1 + level)]
-    lr = tuple(float(2.0**v) for v in np.percentile(xs, q))
-    batch = tuple(float(2.0**v) for v in np.percentile(ys, q)) if two_d else None
+    lr = tuple(float(2.0**v) for v in np.percentile(xs, q)) if len(xs) >= bootstrap / 2 else None
+    batch = tuple(float(2.0**v) for v in np.percentile(ys, q)) if two_d and len(ys) >= bootstrap / 2 else None
     return lr, batch  # type: ignore[return-value]
 
 

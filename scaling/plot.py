@@ -36,8 +36,10 @@ def plot_fit(fit: ScalingFit, path: str | Path | None, target: tuple[float, floa
         ax = axes[i]
         x_var = _axis(law)
         other = "D" if x_var == "N" else "N"
-        groups = sorted({p[_key(other)] for p in target_fit.points}) if x_var != "C" else [None]
-        xs_data = [variables_at(p["n_params"], p["tokens"])[x_var] for p in target_fit.points]
+        # a borrowed (published) batch law has no points of its own: draw it over the sweep's cells
+        span = target_fit.points or fit.learning_rate.points
+        groups = sorted({p[_key(other)] for p in span}) if x_var != "C" else [None]
+        xs_data = [variables_at(p["n_params"], p["tokens"])[x_var] for p in span]
         lo = min(xs_data)
         hi = max(xs_data)
         if target is not None:
@@ -56,7 +58,7 @@ def plot_fit(fit: ScalingFit, path: str | Path | None, target: tuple[float, floa
             inside = grid <= hi
             ax.plot(grid[inside], line[inside], color=color)
             ax.plot(grid[~inside], line[~inside], color=color, ls="--")
-            if target_fit.bootstrap:
+            if target_fit.bootstrap and target_fit.borrowed_from is None:
                 band = np.array([[b(n, d) for n, d in n_d] for b in target_fit.bootstrap])
                 ax.fill_between(grid, *np.percentile(band, [5, 95], axis=0), color=color, alpha=0.15, lw=0)
         for ex in target_fit.excluded:
@@ -72,8 +74,10 @@ def plot_fit(fit: ScalingFit, path: str | Path | None, target: tuple[float, floa
         ax.set_yscale("log")
         ax.set_xlabel({"N": "N (non-embedding parameters)", "D": "D (tokens)", "C": "C = 6ND (FLOPs)"}[x_var])
         ax.set_ylabel(label)
-        ax.set_title(f"{label}: {law.formula()}", fontsize=9)
-        ax.legend(fontsize=7)
+        borrowed = "" if target_fit.borrowed_from is None else f" (from {target_fit.borrowed_from}, not fitted)"
+        ax.set_title(f"{label}: {law.formula()}{borrowed}", fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle(f"scaling fit {fit.name!r} ({fit.form} form); band: 90% bootstrap; dashed: extrapolation", fontsize=10)
     fig.tight_layout()
     if path is None:

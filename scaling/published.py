@@ -46,3 +46,8 @@ DEEPSEEK = Law(
 )
 
 PUBLISHED_LAWS: dict[str, Law] = {law.name: law for law in (STEP_LAW, DEEPSEEK)}
+
+
+def borrowed_batch_note(law: str) -> str:
+    """What a fit whose batch law is a published one says with every recommendation."""
+    return f"batch size from the published {law} law: this sweep could not fit one (see the fit's report)"

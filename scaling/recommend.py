@@ -18,7 +18,7 @@ from typing import Any
 
 from scaling.errors import ScalingError
 from scaling.laws import Law, PowerLaw
-from scaling.published import PUBLISHED_LAWS
+from scaling.published import PUBLISHED_LAWS, borrowed_batch_note
 
 FIT_PREFIX = "fit:"
 
@@ -52,6 +52,7 @@ def round_sequences(sequences: float) -> int:
 
 def law_from_report(name: str, report: dict[str, Any]) -> Law:
     """A stored fit's report back as a :class:`Law` (with its bootstrap, for intervals)."""
+    batch_source = report["batch_size"].get("source", "fitted")
     return Law(
         name=f"{FIT_PREFIX}{name}",
         learning_rate=PowerLaw.from_dict(report["learning_rate"]["law"]),
@@ -59,6 +60,7 @@ def law_from_report(name: str, report: dict[str, Any]) -> Law:
         source=f"fit {name!r} ({report['form']} form)",
         fitted_range={k: (float(v[0]), float(v[1])) for k, v in report["fitted_range"].items()},
         bootstrap=[(PowerLaw.from_dict(lr), PowerLaw.from_dict(b)) for lr, b in report.get("bootstrap", [])],
+        notes="" if batch_source == "fitted" else borrowed_batch_note(batch_source),
     )
 
 

@@ -107,6 +107,48 @@ def test_cells_with_an_optimum_on_the_edge_or_no_batch_sweep_are_flagged_and_exc
     assert result.learning_rate.validation["held_out"].startswith("largest N = 3e+08")
 
 
+def test_a_valley_open_along_the_batch_still_gives_the_learning_rate_at_the_best_batch() -> None:
+    """Small budgets: loss falls steadily with smaller batches (no batch optimum inside the data)
+    while the learning rate has a clear one."""
+    lr0 = 0.01
+    runs = [
+        Run(1e6, 1e7, lr0 * 2**dx, 2.0**by, 3.0 * (1 + 0.01 * dx * dx + 0.004 * by))
+        for dx in np.arange(-2, 2.01, 0.5)
+        for by in range(4, 9)
+    ]
+    cell = find_optimum(runs, bootstrap=50)
+    assert cell.lr_usable and math.log2(cell.learning_rate / lr0) == pytest.approx(0, abs=0.05)
+    assert "not convex in the batch size" in cell.flags["batch_size"] and "best run's batch 16" in cell.flags["batch_size"]
+    assert cell.learning_rate_interval is not None and cell.batch_size_interval is None
+    thin = find_optimum(runs[::7], bootstrap=20)  # 7 runs over 5 batches: too few for a surface
+    assert "too few runs (7)" in thin.flags["batch_size"]
+
+
+def test_a_sweep_without_a_batch_law_borrows_one_only_when_asked() -> None:
+    runs = synthetic_runs(STEP, [1e7, 3e7, 1e8, 3e8], [1e9, 3e9], seed=4, batch_offsets=[0.0])
+    with pytest.raises(ScalingError, match="cannot fit batch_size"):
+        fit_runs(runs, form="steplaw", bootstrap=50)
+    with pytest.raises(ScalingError, match="unknown batch fallback 'nope'; choose one of steplaw, deepseek"):
+        fit_runs(runs, batch_fallback="nope")
+    result = fit_runs(runs, bootstrap=100, batch_fallback="deepseek")
+    assert result.form == "steplaw"  # the learning rate alone decides; steplaw and nd tie, steplaw is smaller
+    assert result.learning_rate.law.exponents["N"] == pytest.approx(-0.713, abs=0.03)
+    assert result.batch_size.borrowed_from == "deepseek" and result.batch_size.law == PUBLISHED_LAWS["deepseek"].batch_tokens
+    report = result.report()
+    assert report["batch_size"]["source"] == "deepseek" and "taken from deepseek" in report["batch_size"]["validation"]["why"]
+    assert result.compared["steplaw"] == pytest.approx(result.learning_rate.validation["error"])
+    from scaling.recommend import law_from_report, recommend_with
+
+    for law in (result.law, law_from_report("x", json.loads(json.dumps(report)))):
+        rec = recommend_with(law, 1e9, 1e10, seq_len=2048)
+        assert rec.batch_size_tokens_exact == pytest.approx(PUBLISHED_LAWS["deepseek"].predict(1e9, 1e10)[1])
+        assert any("batch size from the published deepseek law" in w for w in rec.warnings)
+        assert rec.learning_rate_interval is not None and rec.batch_size_tokens_interval[0] == pytest.approx(rec.batch_size_tokens_exact)
+    from scaling.plot import plot_fit
+
+    assert "from deepseek, not fitted" in plot_fit(result, None)
+
+
 def test_recommendation_rounds_the_batch_and_warns_beyond_the_fitted_range() -> None:
     (rec,) = recommend(7e9, 2e12, law="steplaw", seq_len=4096)
     assert rec.batch_size_sequences == round_sequences(rec.batch_size_tokens_exact / 4096) == 1496

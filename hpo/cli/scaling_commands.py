@@ -64,6 +64,8 @@ def fit_command(
     target_tokens: Annotated[float | None, typer.Option("--target-tokens", help="Mark a target D on the plot.")] = None,
     plot: Annotated[Path | None, typer.Option(help="PNG to write (default: NAME.png).")] = None,
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
+    batch_fallback: Annotated[str | None, typer.Option(
+        "--batch-fallback", help="A published law (steplaw, deepseek) to take the batch size from when the sweep cannot fit one.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit's full report as JSON.")] = False,
     storage: StorageOption = None,
 ) -> None:
@@ -75,7 +77,8 @@ def fit_command(
         raise CLIError("give exactly one of --sweep NAME and --from-csv FILE")
     if (target_params is None) != (target_tokens is None):
         raise CLIError("--target-params and --target-tokens go together")
-    result = fit(csv=from_csv, sweep=sweep, storage=storage, form=form, name=name, bootstrap=bootstrap)
+    result = fit(csv=from_csv, sweep=sweep, storage=storage, form=form, name=name, bootstrap=bootstrap,
+                 batch_fallback=batch_fallback)
     report = result.report()
     label = result.name
     target = (target_params, target_tokens) if target_params is not None else None
@@ -100,7 +103,8 @@ def _print_fit(report: dict[str, Any]) -> None:
         intervals = "; ".join(f"{k} {v[0]:.3g}..{v[1]:.3g}" for k, v in t["intervals"].items())
         validation = t["validation"]
         error = "-" if validation["error"] is None else f"{100 * validation['error']:.1f}% ({validation['held_out']})"
-        table.add_row(target, t["formula"], intervals, str(len(t["points"])), str(len(t["excluded"])), error)
+        formula = t["formula"] if t.get("source", "fitted") == "fitted" else f"{t['formula']} (from {t['source']})"
+        table.add_row(target, formula, intervals, str(len(t["points"])), str(len(t["excluded"])), error)
     console.print(table)
     for target in ("learning_rate", "batch_size"):
         for ex in report[target]["excluded"]:
