@@ -4,7 +4,8 @@ benchmarks' domains, by name (``hpo spaces list``; ``--space mup-gpt`` in a stud
 The muP ranges are wide on purpose: with muP the optimum should not move as the proxy widens,
 so one range serves every width, and a sweep should see both sides of each optimum (the scaling
 module flags an optimum on the edge of its range). Fidelity ranges are max/min = 27 = 3^3, so
-Hyperband with eta=3 has four rungs; counting ones keeps the DEHB paper's 576/d..93312/d (162).
+Hyperband with eta=3 has four rungs (``mup-gpt-scaling`` has three, see its docstring);
+counting ones keeps the DEHB paper's 576/d..93312/d (162).
 """
 
 from __future__ import annotations
@@ -39,6 +40,23 @@ def mup_gpt() -> SearchSpace:
         "muP GPT proxy: learning rate, init std, output and attention multipliers, batch size in "
         "sequences, weight decay, warmup fraction, cosine or warmup-stable-decay schedule",
         source="built-in space 'mup-gpt'",
+    )
+
+
+def mup_gpt_scaling() -> SearchSpace:
+    """The space of a scaling-law sweep (``hpo demo``'s): only what the laws predict, so each
+    (N, D) cell's optimum is a surface in two dimensions rather than a slice of nine. Its
+    fidelity spans 9x (three rungs with eta 3) so that every rung, a token budget D of the
+    fit, holds enough trials for an optimum."""
+    return SearchSpace(
+        {
+            "learning_rate": Float(3e-4, 0.1, log=True, default=3e-3),
+            "batch_size": Int(2, 32, log=True, default=8),
+        },
+        Fidelity("tokens", 16_384, 147_456),
+        "muP GPT proxy, the two hyperparameters scaling laws predict: learning rate and batch size "
+        "in sequences (the rest at the proxy's defaults)",
+        source="built-in space 'mup-gpt-scaling'",
     )
 
 
@@ -83,6 +101,7 @@ def _counting_ones(d_cat: int, d_cont: int) -> SearchSpace:
 
 BUILTIN_SPACES: dict[str, Callable[[], SearchSpace]] = {
     "mup-gpt": mup_gpt,
+    "mup-gpt-scaling": mup_gpt_scaling,
     "mup-mlp": mup_mlp,
     "branin": branin,
     "hartmann3": lambda: _hartmann(3),

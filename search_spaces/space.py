@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from search_spaces.errors import SpaceError, did_you_mean
-from search_spaces.params import PARAM_TYPES, Param, number_from
+from search_spaces.params import PARAM_TYPES, Fixed, Param, number_from
 
 _TOP_LEVEL = ("description", "fidelity", "parameters")
 _FIDELITY_KEYS = ("name", "min", "max")
@@ -104,6 +104,12 @@ class SearchSpace:
         have no coordinate)."""
         return [name for name, param in self._params.items() if not param.is_fixed]
 
+    def with_fixed(self, values: Mapping[str, Any], *, fidelity: Fidelity | None = None) -> SearchSpace:
+        """This space with ``values`` fixed (added, or replacing the searched parameter of that
+        name) and optionally another fidelity: one space per proxy width in a sweep."""
+        params = {**self._params, **{name: Fixed(value) for name, value in values.items()}}
+        return SearchSpace(params, fidelity or self.fidelity, self.description, source=self.source)
+
     def __getitem__(self, name: str) -> Param:
         try:
             return self._params[name]
@@ -169,7 +175,7 @@ class SearchSpace:
             raise SpaceError(
                 f"{self.source}: a point of this space has {len(self.dimensions)} coordinates, got shape {point.shape}"
             )
-        coordinate = dict(zip(self.dimensions, point.tolist()))
+        coordinate = dict(zip(self.dimensions, point.tolist(), strict=True))
         config: dict[str, Any] = {}
         for name, param in self._params.items():
             if self.is_active(name, config):

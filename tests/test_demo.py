@@ -1,34 +1,90 @@
-"""``hpo demo``, the README's first command, in a reduced size: every step leaves its artifact."""
+"""``hpo demo``, the README's first command, in its reduced size (``--quick``): every step of
+the flow leaves its artifact, the fit it stores is the one ``hpo recommend`` then uses, and a
+demo whose sweep is too small for a law still finishes with the published laws' answer."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pandas as pd
+import pytest
+
+from db.store import Store
+from scaling import PUBLISHED_LAWS
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = subprocess.run(
-        ["hpo", "demo", "--trials", "60", "--workers", "3"], capture_output=True, text=True, timeout=300, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    assert "dehb searches multi-fidelity Branin" in result.stdout
-    assert "best at full fidelity" in result.stdout
-    out = tmp_path / "hpo-demo"
-    trials = pd.read_csv(out / "trials.csv")
-    assert len(trials) == 60 and set(trials["state"]) == {"completed"}
-    assert trials["n_intermediate"].eq(1).all()
-    assert trials["budget"].nunique() >= 3, "DEHB spread the trials over its rungs"
-    assert trials["worker_id"].nunique() >= 2, "the workers shared the search"
-    doc = json.loads((out / "study.json").read_text())
-    assert doc["study"]["name"] == "demo-branin" and doc["study"]["algorithm"] == "dehb"
-    assert (out / "best_value.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "hpo.db").exists()
-    # Running it again replaces the demo study instead of failing on the duplicate name.
-    again = subprocess.run(["hpo", "demo", "--trials", "4", "--workers", "2", "--algorithm", "random"],
-                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
+def _hpo(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["hpo", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.mark.timeout(900)
+def test_quick_demo_runs_every_step_and_leaves_its_artifacts(tmp_path: Path) -> None:
+    result = _hpo("demo", "--quick", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out, folder = result.stdout, tmp_path / "hpo-demo"
+    summary = json.loads((folder / "summary.json").read_text())
+
+    # 1. the sweep: three widths, 44 DEHB trials each, spread over the token rungs, N recorded
+    assert summary["algorithm"] == "dehb" and summary["widths"] == [16, 32, 64]
+    studies = summary["studies"]
+    assert [s["width"] for s in studies] == [16, 32, 64]
+    assert [s["n_params"] for s in studies] == [6_304, 24_896, 98_944]
+    for s in studies:
+        trials = pd.read_csv(folder / f"trials-{s['study']}.csv")
+        assert len(trials) == 44 and set(trials["state"]) <= {"completed", "diverged"}
+        assert sorted(trials["budget"].unique()) == [8_192, 24_576, 73_728]
+        assert trials["worker_id"].nunique() == 2
+    # 2. the per-width optima and the muTransfer verdict, with the drift in one line
+    transfer = summary["mutransfer"]
+    assert transfer["tokens"] in (8_192, 24_576, 73_728) and len(transfer["optima"]) >= 2
+    assert isinstance(transfer["drift_log2"], float) and transfer["stays_put"] == (abs(transfer["drift_log2"]) <= 0.5)
+    assert f"moves {transfer['drift_log2']:+.2f} in log2" in out
+    # 3. the fit, stored with the sweep it came from, with its held-out error
+    fit = summary["fit"]
+    assert "error" not in fit, fit
+    assert fit["cells_used"]["learning_rate"] >= 4 and fit["held_out_error"]["learning_rate"] is not None
+    assert fit["batch_source"] == "steplaw"  # the demo fixes the batch: its law is Step Law's, and it says so
+    assert "held-out error" in out and "Step Law's: this sweep cannot fit one" in out
+    store = Store(f"sqlite:///{tmp_path / 'hpo.db'}")
+    record = store.get_fit("demo")
+    store.close()
+    assert record.sweep == "demo"
+    # 4. the recommendation for the target beside Step Law's and DeepSeek's
+    recs = summary["recommendations"]
+    assert [r["law"] for r in recs] == ["fit:demo", "steplaw", "deepseek"]
+    step = PUBLISHED_LAWS["steplaw"].predict(85e6, 2.5e9)
+    assert recs[1]["learning_rate"] == pytest.approx(step[0]) and recs[1]["batch_size_sequences"] * 1024 == recs[1]["batch_size_tokens"]
+    assert any("extrapolation" in w for w in recs[0]["warnings"])
+    again = _hpo("recommend", "--params", "85e6", "--tokens", "2.5e9", "--law", "fit:demo", "--seq-len", "1024", "--json",
+                 "--storage", f"sqlite:///{tmp_path / 'hpo.db'}", cwd=tmp_path, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert len(pd.read_csv(out / "trials.csv")) == 4
-    assert "no trial reached full fidelity yet" not in again.stdout  # random search runs every trial in full
+    assert json.loads(again.stdout)[0]["learning_rate"] == pytest.approx(recs[0]["learning_rate"])
+    # 5. the plots and the dashboard command
+    for name in ("mutransfer.png", "scaling_fit.png"):
+        assert (folder / name).read_bytes()[:4] == b"\x89PNG"
+    assert summary["artifacts"] == {"mutransfer": "mutransfer.png", "scaling_fit": "scaling_fit.png"}
+    assert f"hpo serve --storage sqlite:///{tmp_path / 'hpo.db'}" in out and "/sweeps/demo" in out
+
+
+@pytest.mark.timeout(600)
+def test_a_demo_too_small_for_a_law_still_answers_from_the_published_laws(tmp_path: Path) -> None:
+    # two learning rates per cell: no cell has an optimum, so there is no law to fit
+    first = _hpo("demo", "--quick", "--widths", "8,12,16", "--trials-per-width", "2", "--algorithm", "random", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "3. Scaling fit: none: no (N, D) cell has an optimum" in first.stdout
+    summary = json.loads((tmp_path / "hpo-demo" / "summary.json").read_text())
+    assert summary["fit"]["error"] and [r["law"] for r in summary["recommendations"]] == ["steplaw", "deepseek"]
+    assert summary["artifacts"] == {"mutransfer": "mutransfer.png"}
+    # a second run replaces the sweep's studies instead of failing on the names
+    second = _hpo("demo", "--quick", "--widths", "8,12,20", "--trials-per-width", "2", "--algorithm", "random", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    listed = _hpo("study", "list", cwd=tmp_path, timeout=120).stdout
+    assert "demo-w20" in listed and "demo-w16" not in listed
+    bad = _hpo("demo", "--widths", "32,64", cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "hpo: error: --widths needs three or more widths, each a multiple of 4 and at least 8, got '32,64'"
+    )

@@ -208,12 +208,16 @@ def test_builtin_spaces() -> None:
         assert name in gpt.names
     assert gpt.fidelity.name == "tokens" and gpt["learning_rate"].log
     for name, space in spaces.items():
-        ratio = 162 if name.startswith("counting-ones") else 27  # the DEHB paper's range for counting ones
+        # the DEHB paper's range for counting ones; three rungs for the scaling sweep
+        ratio = 162 if name.startswith("counting-ones") else 9 if name == "mup-gpt-scaling" else 27
         assert space.fidelity is not None and math.isclose(space.fidelity.max / space.fidelity.min, ratio), name
         assert SearchSpace.from_dict(space.to_dict()) == space
         config = space.sample(np.random.default_rng(0))
         assert space.validate_config(config) == config
     assert len(spaces["counting-ones-32-32"].dimensions) == 64
+    per_width = spaces["mup-gpt-scaling"].with_fixed({"width": 128, "batch_size": 8})
+    assert per_width.dimensions == ["learning_rate"] and per_width.sample(np.random.default_rng(1))["width"] == 128
+    assert per_width.fidelity == spaces["mup-gpt-scaling"].fidelity and SearchSpace.from_dict(per_width.to_dict()) == per_width
     with pytest.raises(SpaceError, match="no built-in space 'mup-gtp'; did you mean 'mup-gpt'"):
         get_builtin("mup-gtp")
 

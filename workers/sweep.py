@@ -26,7 +26,8 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +133,21 @@ def run_sweep(
                 callback(*state)
 
             return driver.run(both)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@contextmanager
+def ray_session(address: str | None = None, cpus: float = 1.0) -> Iterator[None]:
+    """Ray for several sweeps in a row (one per proxy width, say): started or joined once,
+    with at least ``cpus`` CPUs when local, and stopped at the end only if started here.
+    :func:`run_sweep` inside it uses this Ray instead of starting its own."""
+    import ray
+
+    started = _connect(ray, address, cpus)
+    try:
+        yield
     finally:
         if started:
             ray.shutdown()

@@ -1,127 +1,281 @@
-"""``hpo demo``: the product's main job on the embedded default, as far as it exists today.
+"""``hpo demo``: the product's whole job in one command, on the embedded default.
 
-Today that is a multi-fidelity sweep on a local Ray, coordinated by the study store: a study
-in SQLite over the multi-fidelity Branin function, Ray workers asking the study's algorithm
-(DEHB by default) for trials at rising fidelities and running them in parallel under
-heartbeats (:func:`workers.sweep.run_sweep`, as ``hpo sweep run`` does), then the results
-table, a plot and exports. muP proxies (issue 5) and scaling laws (6) will take their places
-in this flow as they land.
+1. A sweep: one study per proxy width (``--widths``), each over the built-in
+   ``mup-gpt-scaling`` space with the width fixed, all in one sweep, run by Ray workers on a
+   local Ray (or ``--address``) asking the study's algorithm (DEHB by default) for trials at
+   rising token budgets. The rungs of that budget are the token counts D of the scaling fit.
+   The demo searches the learning rate, the hyperparameter muP transfers, at a fixed batch
+   (``--batch-size``): at the token budgets two CPU cores afford, loss is nearly flat in the
+   batch size, within the noise of single runs (``benchmarks/scaling_e2e.py``), so a batch
+   optimum cannot be resolved in minutes; ``--sweep-batch`` searches it too.
+2. Each width's optimal learning rate (:func:`scaling.optima_of`) and the muTransfer check:
+   how far the optimum moves from the narrowest to the widest proxy.
+3. A scaling-law fit over the sweep (:func:`scaling.fit`), stored in the study store, with
+   its leave-largest-scale-out error. When the sweep cannot support a batch law (the batch
+   was fixed, or its optima are flagged) the fit takes Step Law's, and says so.
+4. The recommendation for a larger target from the fit, beside Step Law's and DeepSeek's.
+5. The plots and tables in ``--output``, and the command that opens the dashboard on the
+   sweep.
+
+Every step leaves its artifact (``summary.json`` records them), which is what the test of
+``--quick`` checks.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
-from collections import Counter
-from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
+from rich.table import Table
 
-from db.errors import StudyNotFoundError
-from db.models import TrialState
+from db.store import open_store
+from hpo.cli.demo_plots import write_plots
+from hpo.cli.errors import CLIError
 from hpo.cli.options import StorageOption, console
-from hpo.runner import Report
-from hpo.study import Study, create_study, delete_study
+from hpo.study import Study, create_study, delete_study, list_studies
+from scaling import PUBLISHED_LAWS, ScalingError, ScalingFit, optima_of, runs_from_sweep
+from scaling.optimum import CellOptimum
+from scaling.recommend import Recommendation, recommend_with
 from search_spaces import get_builtin
-from workers.synthetic import BRANIN_OPTIMUM, branin_cost, branin_mf
+from search_spaces.space import Fidelity, SearchSpace
 
-# Seconds of sleep per unit of the benchmark's cost model: makes the workers' parallelism visible.
-SECONDS_PER_COST = 0.15
-#: What the demo's workers run (imported by name in each Ray worker).
-OBJECTIVE = "hpo.cli.demo:branin_objective"
+SPACE = "mup-gpt-scaling"
+#: A muP optimum "stays put" when it moves by at most this much (log2) over the widths swept:
+#: the bar the muTransfer benchmark sets for 8x in width.
+TRANSFER_TOLERANCE_LOG2 = 0.5
+#: --quick: a smaller sweep (narrower proxies, half the tokens, two Hyperband iterations).
+QUICK = {"widths": "16,32,64", "trials_per_width": 44, "fidelity": (8_192, 73_728)}
+#: Without --quick: three Hyperband iterations at widths 32-128 (about 7 minutes on 2 cores).
+FULL = {"widths": "32,64,128", "trials_per_width": 66}
 
 
 def demo(
     storage: StorageOption = None,
-    study_name: Annotated[str, typer.Option("--study", help="Name of the demo study (replaced if it exists).")] = "demo-branin",
-    algorithm: Annotated[str, typer.Option(help="Search algorithm (see the README's table).")] = "dehb",
-    trials: Annotated[int, typer.Option(min=1, help="Trials to run (each at the fidelity the algorithm picks).")] = 80,
-    workers: Annotated[int, typer.Option(min=1, help="Ray workers (a local Ray is started).")] = 4,
-    output: Annotated[Path, typer.Option(help="Folder for the exports and plots.")] = Path("hpo-demo"),
+    sweep: Annotated[str, typer.Option("--sweep", help="Name of the demo's sweep; its studies are replaced if they exist.")] = "demo",
+    algorithm: Annotated[str, typer.Option(help="Search algorithm: dehb, hyperband, asha, bohb, bo, tpe, random.")] = "dehb",
+    widths: Annotated[str | None, typer.Option(help="Proxy widths, comma-separated, three or more [default: 32,64,128; 16,32,64 with --quick].")] = None,
+    trials_per_width: Annotated[int | None, typer.Option("--trials-per-width", min=2, help="Trials per width; a DEHB or Hyperband iteration is 22 [default: 66; 44 with --quick].")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch in sequences of 64 tokens, fixed unless --sweep-batch.")] = 8,
+    sweep_batch: Annotated[bool, typer.Option("--sweep-batch", help="Search the batch size (2-32 sequences) too.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Ray workers.")] = 2,
+    address: Annotated[str | None, typer.Option(help="A Ray cluster to join (auto, HOST:PORT or ray://HOST:10001); default: a local Ray.")] = None,
+    target_name: Annotated[str, typer.Option("--target-name", help="What the target model is called in the output.")] = "GPT-2 small",
+    target_params: Annotated[float, typer.Option("--target-params", help="Target model's non-embedding parameters N.")] = 85e6,
+    target_tokens: Annotated[float, typer.Option("--target-tokens", help="Target's training tokens D.")] = 2.5e9,
+    target_seq_len: Annotated[int, typer.Option("--target-seq-len", min=1, help="Target's sequence length (batch in sequences).")] = 1024,
+    output: Annotated[Path, typer.Option(help="Folder for the plots and tables.")] = Path("hpo-demo"),
     seed: Annotated[int, typer.Option(help="Seed of the search algorithm.")] = 0,
+    quick: Annotated[bool, typer.Option("--quick", help="A two-minute run: widths 16,32,64, 44 trials each, half the tokens (explicit --widths or --trials-per-width still win).")] = False,
 ) -> None:
-    """Run a small parallel multi-fidelity search end to end on the default SQLite store."""
-    study = _fresh_study(study_name, storage, algorithm, seed)
-    console.print(f"[bold]1.[/] study [bold]{study.name}[/] in {study.store.display_url}")
-    fidelity = study.search_space.fidelity
-    console.print(
-        f"[bold]2.[/] {algorithm} searches multi-fidelity Branin, fidelity {fidelity.name} from "
-        f"{fidelity.min:.3g} to {fidelity.max:g}, for {trials} trials"
-    )
-    console.print(f"[bold]3.[/] {workers} Ray workers (a local Ray) ask the study for trials and run them in parallel")
-    from workers.sweep import run_sweep
-
-    result = run_sweep(study, OBJECTIVE, workers=workers, max_trials=trials)
-    console.print(f"    {result.wall_s:.1f}s on Ray, {result.workers_started} workers started")
-    _summarise(study, output)
-
-
-def _fresh_study(name: str, storage: str | None, algorithm: str, seed: int) -> Study:
-    try:
-        delete_study(name, storage)
-    except StudyNotFoundError:
-        pass
-    return create_study(
-        name,
-        storage,
-        objective=OBJECTIVE,
-        search_space=get_builtin("branin"),
-        algorithm=algorithm,
-        algorithm_settings={"seed": seed},
-        tags={"demo": True},
-        heartbeat_timeout=10.0,
-    )
-
-
-def branin_objective(config: Mapping[str, Any], budget: float | None, report: Report) -> float:
-    """Branin at the trial's fidelity, sleeping the benchmark's simulated cost of it."""
-    z = 1.0 if budget is None else budget
-    time.sleep(SECONDS_PER_COST * branin_cost(z))
-    value = branin_mf(config["x1"], config["x2"], z)
-    report(z, value)
-    return value
-
-
-def _summarise(study: Study, output: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    trials = study.trials
-    counts = study.counts()
-    workers = sorted({t.worker_id for t in trials if t.worker_id})
-    full = [t for t in trials if t.state is TrialState.COMPLETED and t.budget == study.search_space.fidelity.max]
-    rungs = Counter(t.budget for t in trials if t.state.is_finished)
-    console.print(
-        f"[bold]4.[/] {counts[TrialState.COMPLETED]} completed, {counts[TrialState.FAILED]} failed, "
-        f"run by {len(workers)} workers; trials per fidelity: "
-        + ", ".join(f"{budget:.3g}: {n}" for budget, n in sorted(rungs.items()))
-    )
-    if full:
-        best = min(full, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
-        console.print(
-            f"    best at full fidelity {best.value:.4f} (optimum {BRANIN_OPTIMUM}) "
-            f"at x1={best.params['x1']:.3f}, x2={best.params['x2']:.3f} (trial {best.number})"
-        )
-    else:
-        console.print("    no trial reached full fidelity yet: the first bracket needs about 40 trials; use --trials 80")
+    """Sweep muP proxies at several widths, check muTransfer, fit a scaling law and recommend a learning rate and batch size for a larger target."""
+    defaults = QUICK if quick else FULL
+    width_list = _widths(widths or defaults["widths"])  # type: ignore[arg-type]
+    trials_per_width = trials_per_width or defaults["trials_per_width"]  # type: ignore[assignment]
+    space = get_builtin(SPACE).with_fixed({} if sweep_batch else {"batch_size": batch_size})
+    if quick:
+        space = space.with_fixed({}, fidelity=Fidelity("tokens", *QUICK["fidelity"]))  # type: ignore[misc]
+    store = open_store(storage)
+    url = store.display_url
+    started = time.monotonic()
+    summary: dict[str, Any] = {"storage": url, "sweep": sweep, "algorithm": algorithm, "widths": width_list, "quick": quick}
     output.mkdir(parents=True, exist_ok=True)
-    study.to_csv(output / "trials.csv")
-    study.to_json(output / "study.json")
-    finished = sorted((t for t in trials if t.value is not None and t.finished_at), key=lambda t: t.finished_at)  # type: ignore[arg-type, return-value]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(range(1, len(finished) + 1), np.minimum.accumulate([t.value for t in finished]), drawstyle="steps-post")
-    ax1.axhline(BRANIN_OPTIMUM, color="grey", linestyle="--", label="optimum")
-    ax1.set(xlabel="trials finished", ylabel="best value so far", yscale="log", title="Best value over time")
-    ax1.legend()
-    done = [t for t in trials if t.value is not None and t.budget is not None]
-    ax2.scatter([t.budget for t in done], [t.value for t in done], s=12, alpha=0.6)
-    ax2.set(xlabel="fidelity z", ylabel="value", xscale="log", yscale="log", title="Trials by the fidelity the algorithm gave them")
-    fig.tight_layout()
-    fig.savefig(output / "best_value.png", dpi=110)
-    plt.close(fig)
-    console.print(f"[bold]5.[/] wrote {output}/trials.csv, {output}/study.json and {output}/best_value.png")
-    console.print(f"    inspect it with: hpo study show {study.name} --storage {study.store.display_url}")
+
+    studies = _fresh_studies(sweep, storage, space, width_list, algorithm, seed)
+    fidelity = space.fidelity
+    searched = "learning rate and batch size" if sweep_batch else f"the learning rate (batch {batch_size} x 64 tokens)"
+    console.print(
+        f"[bold]1. Sweep[/] {sweep!r} in {url}: {algorithm} over {searched} of muP GPT proxies at "
+        f"widths {', '.join(map(str, width_list))}, {trials_per_width} trials each, budgets of "
+        f"{fidelity.min:,g} to {fidelity.max:,g} tokens, {workers} Ray workers"  # type: ignore[union-attr]
+    )
+    summary["studies"] = _run_sweeps(studies, workers, address, trials_per_width)
+    for study in studies:
+        study.to_csv(output / f"trials-{study.name}.csv")
+
+    runs = runs_from_sweep(sweep, storage)
+    optima, _ = optima_of(runs, seed=seed)
+    width_of = {s["n_params"]: s["width"] for s in summary["studies"] if s["n_params"] is not None}
+    summary["mutransfer"] = _mutransfer(optima, width_of, show_batch=sweep_batch)
+
+    fit = _fit(sweep, storage, summary)
+    target = (target_params, target_tokens)
+    summary["target"] = {"name": target_name, "n_params": target_params, "tokens": target_tokens, "seq_len": target_seq_len}
+    summary["recommendations"] = _recommend(fit, target, target_name, target_seq_len)
+
+    summary["artifacts"] = write_plots(output, runs, optima, width_of, summary["mutransfer"], fit, target)
+    dashboard = f"hpo serve --storage {url}"
+    summary["dashboard"] = dashboard
+    summary["wall_s"] = round(time.monotonic() - started, 1)
+    (output / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    console.print(f"[bold]5. Results[/] in {output}/: {', '.join(sorted(summary['artifacts'].values()))}, summary.json")
+    console.print(f"   the dashboard on this sweep: {dashboard}  then open http://127.0.0.1:8000/sweeps/{sweep}")
+    console.print(f"   done in {summary['wall_s']:.0f}s")
+
+
+def _widths(text: str) -> list[int]:
+    try:
+        values = sorted({int(w) for w in text.split(",") if w.strip()})
+    except ValueError:
+        raise CLIError(f"--widths must be comma-separated integers, got {text!r}") from None
+    if len(values) < 3 or any(w < 8 or w % 4 for w in values):
+        raise CLIError(f"--widths needs three or more widths, each a multiple of 4 and at least 8, got {text!r}")
+    return values
+
+
+def _fresh_studies(
+    sweep: str, storage: str | None, space: SearchSpace, widths: list[int], algorithm: str, seed: int
+) -> list[Study]:
+    names = {s.study.name for s in list_studies(storage, sweep=sweep)} | {f"{sweep}-w{w}" for w in widths}
+    existing = {s.study.name for s in list_studies(storage)}
+    for name in sorted(names & existing):
+        delete_study(name, storage)
+    return [
+        create_study(
+            f"{sweep}-w{w}",
+            storage,
+            search_space=space.with_fixed({"width": w}),
+            objective="proxy:gpt",
+            algorithm=algorithm,
+            algorithm_settings={"seed": seed},
+            sweep=sweep,
+            tags={"demo": True, "width": w},
+            heartbeat_timeout=30.0,
+        )
+        for w in widths
+    ]
+
+
+def _run_sweeps(studies: list[Study], workers: int, address: str | None, trials: int) -> list[dict[str, Any]]:
+    from db.models import TrialState
+    from workers.sweep import ray_session, run_sweep
+
+    rows = []
+    with ray_session(address, cpus=workers):
+        for study in studies:
+            result = run_sweep(study, workers=workers, max_trials=trials)
+            done = [t for t in study.trials if t.state is TrialState.COMPLETED]
+            n_params = done[0].attrs.get("n_params") if done else None
+            counts = {state.value: n for state, n in result.counts.items() if n}
+            best = result.best
+            console.print(
+                f"   {study.name}: N = {n_params:,} non-embedding parameters; " if n_params else f"   {study.name}: ",
+                end="",
+            )
+            console.print(
+                ", ".join(f"{n} {state}" for state, n in counts.items())
+                + (f"; best loss {best.value:.4f} at {best.budget:,g} tokens" if best and best.value is not None else "")
+                + f" ({result.wall_s:.0f}s)"
+            )
+            rows.append({"study": study.name, "width": study.search_space["width"].value, "n_params": n_params,  # type: ignore[union-attr]
+                         "counts": counts, "best": None if best is None else best.value, "wall_s": round(result.wall_s, 1)})
+    return rows
+
+
+def _mutransfer(optima: list[CellOptimum], width_of: dict[float, int], *, show_batch: bool) -> dict[str, Any]:
+    """Each width's optimal learning rate at the token budget where the most widths have a
+    usable one (the largest such budget on a tie), and its drift across the widths."""
+    by_tokens: dict[float, list[CellOptimum]] = {}
+    for o in optima:
+        if o.lr_usable and o.n_params in width_of:
+            by_tokens.setdefault(o.tokens, []).append(o)
+    table = Table(show_edge=False)
+    for column in ("width", "N", "tokens D", "optimal lr", f"{int(100 * 0.9)}% interval", "loss", "flags"):
+        table.add_column(column)
+    for o in sorted(optima, key=lambda o: (o.tokens, o.n_params)):
+        interval = o.learning_rate_interval
+        table.add_row(
+            str(width_of.get(o.n_params, "?")), f"{o.n_params:,.0f}", f"{o.tokens:,.0f}",
+            f"{o.learning_rate:.3g}" if o.lr_usable else "-",
+            f"{interval[0]:.3g}..{interval[1]:.3g}" if interval and o.lr_usable else "-",
+            f"{o.loss:.4f}",
+            "; ".join(f"{k}: {v.split(':')[0].split(' (')[0]}" for k, v in o.flags.items() if show_batch or k != "batch_size"),
+        )
+    shape = "a quadratic in log lr and log batch" if show_batch else "a parabola in log lr"
+    console.print(f"[bold]2. Optima[/] per width and token budget ({shape} over each cell's basin):")
+    console.print(table)
+    if not by_tokens or max(len(v) for v in by_tokens.values()) < 2:
+        console.print("   muTransfer: fewer than two widths have a usable optimum at any budget; cannot judge (run more trials)")
+        return {"tokens": None, "drift_log2": None, "stays_put": None, "optima": []}
+    tokens = max(by_tokens, key=lambda d: (len(by_tokens[d]), d))
+    cells = sorted(by_tokens[tokens], key=lambda o: o.n_params)
+    drift = math.log2(cells[-1].learning_rate / cells[0].learning_rate)
+    stays = abs(drift) <= TRANSFER_TOLERANCE_LOG2
+    first, last = width_of[cells[0].n_params], width_of[cells[-1].n_params]
+    console.print(
+        f"   muTransfer: at D = {tokens:,.0f} tokens the optimal learning rate moves {drift:+.2f} in log2 from width "
+        f"{first} ({cells[0].learning_rate:.3g}) to width {last} ({cells[-1].learning_rate:.3g}): "
+        + ("it stays put" if stays else "it moves")
+        + f" (tolerance {TRANSFER_TOLERANCE_LOG2} over {last // first}x in width)"
+    )
+    return {
+        "tokens": tokens,
+        "drift_log2": drift,
+        "stays_put": stays,
+        "tolerance_log2": TRANSFER_TOLERANCE_LOG2,
+        "optima": [{"width": width_of[o.n_params], "n_params": o.n_params, "learning_rate": o.learning_rate,
+                    "interval": o.learning_rate_interval, "loss": o.loss} for o in cells],
+    }
+
+
+def _fit(sweep: str, storage: str | None, summary: dict[str, Any]) -> ScalingFit | None:
+    from scaling import fit
+
+    try:
+        result = fit(sweep=sweep, storage=storage, name=sweep, batch_fallback="steplaw")
+    except ScalingError as exc:
+        console.print(f"[bold]3. Scaling fit[/]: [red]none[/]: {exc}")
+        summary["fit"] = {"error": str(exc)}
+        return None
+    report = result.report()
+    lines = []
+    for key, label in (("learning_rate", "learning rate"), ("batch_size", "batch size (tokens)")):
+        part = report[key]
+        validation = part["validation"]
+        held = (
+            f"held-out error {100 * validation['error']:.1f}% predicting {validation['held_out']}"
+            if validation.get("error") is not None else validation.get("why", "no held-out error")
+        )
+        source = "" if part["source"] == "fitted" else " [yellow](Step Law's: this sweep cannot fit one)[/]"
+        lines.append(f"   {label}: {part['formula']}{source}; {len(part['points'])} cells; {held}")
+    console.print(f"[bold]3. Scaling fit[/] {result.name!r} ({result.form} form), stored in the study store:")
+    for line in lines:
+        console.print(line)
+    summary["fit"] = {
+        "name": result.name,
+        "form": result.form,
+        "learning_rate": report["learning_rate"]["formula"],
+        "batch_size": report["batch_size"]["formula"],
+        "batch_source": report["batch_size"]["source"],
+        "held_out_error": {k: report[k]["validation"].get("error") for k in ("learning_rate", "batch_size")},
+        "cells_used": {k: len(report[k]["points"]) for k in ("learning_rate", "batch_size")},
+        "fitted_range": report["fitted_range"],
+    }
+    return result
+
+
+def _recommend(fit: ScalingFit | None, target: tuple[float, float], name: str, seq_len: int) -> list[dict[str, Any]]:
+    # the fit under the name `hpo recommend --law` knows it by
+    laws = ([replace(fit.law, name=f"fit:{fit.name}")] if fit is not None else []) + [PUBLISHED_LAWS["steplaw"], PUBLISHED_LAWS["deepseek"]]
+    recs: list[Recommendation] = [recommend_with(law, *target, seq_len=seq_len) for law in laws]
+    table = Table(show_edge=False)
+    for column in ("law", "learning rate", f"{int(100 * 0.9)}% interval", "batch (tokens)", "batch (sequences)"):
+        table.add_column(column)
+    for rec in recs:
+        interval = rec.learning_rate_interval
+        table.add_row(rec.law, f"{rec.learning_rate:.3g}", f"{interval[0]:.3g}..{interval[1]:.3g}" if interval else "-",
+                      f"{rec.batch_size_tokens:,}", f"{rec.batch_size_sequences:,} x {seq_len}")
+    console.print(f"[bold]4. Recommendation[/] for {name}: N = {target[0]:.3g} non-embedding parameters, D = {target[1]:.3g} tokens")
+    console.print(table)
+    if fit is not None:
+        console.print(
+            "   the fit's learning rate is muP's base rate (base width 64, MuAdamW), to use with a muP model; "
+            "Step Law's and DeepSeek's are for standard parameterization"
+        )
+        for warning in recs[0].warnings:
+            console.print(f"   [yellow]{warning}[/]")
+    return [r.to_dict() for r in recs]
