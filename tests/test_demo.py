@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -88,3 +90,33 @@ def test_a_demo_too_small_for_a_law_still_answers_from_the_published_laws(tmp_pa
     assert bad.returncode == 2 and bad.stderr.strip() == (
         "hpo: error: --widths needs three or more widths, each a multiple of 4 and at least 8, got '32,64'"
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(600)
+def test_demo_on_a_ray_cluster_with_postgresql(tmp_path: Path, pg_url: str) -> None:
+    """`hpo demo --address --storage`: a Ray head started by `ray start` (3 CPUs, so joining it
+    shows), the store in a real PostgreSQL database."""
+    ray_cli = shutil.which("ray")
+    assert ray_cli, "the ray command comes with ray[tune]"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=3", "--include-dashboard=false",
+                            "--disable-usage-stats"], capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+    assert start.returncode == 0, start.stderr[-2000:]
+    try:
+        result = _hpo("demo", "--quick", "--widths", "8,12,16", "--trials-per-width", "3", "--address", f"127.0.0.1:{port}",
+                      "--storage", pg_url, cwd=tmp_path)
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"on the Ray cluster at 127.0.0.1:{port}: 3 CPUs" in result.stdout
+    summary = json.loads((tmp_path / "hpo-demo" / "summary.json").read_text())
+    assert summary["storage"].startswith("postgresql+psycopg://")
+    assert [s["counts"] for s in summary["studies"]] == [{"completed": 3}] * 3
+    assert not (tmp_path / "hpo.db").exists()
+    import hpo
+
+    assert sorted(s.study.name for s in hpo.list_studies(pg_url, sweep="demo")) == ["demo-w12", "demo-w16", "demo-w8"]

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from db.models import TrialState
@@ -139,15 +140,16 @@ def run_sweep(
 
 
 @contextmanager
-def ray_session(address: str | None = None, cpus: float = 1.0) -> Iterator[None]:
+def ray_session(address: str | None = None, cpus: float = 1.0) -> Iterator[dict[str, float]]:
     """Ray for several sweeps in a row (one per proxy width, say): started or joined once,
     with at least ``cpus`` CPUs when local, and stopped at the end only if started here.
-    :func:`run_sweep` inside it uses this Ray instead of starting its own."""
+    :func:`run_sweep` inside it uses this Ray instead of starting its own. Yields the
+    cluster's resources (CPU, GPU, ...), so a caller can say where it runs."""
     import ray
 
     started = _connect(ray, address, cpus)
     try:
-        yield
+        yield dict(ray.cluster_resources())
     finally:
         if started:
             ray.shutdown()
@@ -181,6 +183,7 @@ def _connect(ray: Any, address: str | None, cpus_needed: float) -> bool:
         options |= {"address": "local", "num_cpus": cpus, "include_dashboard": False}
     else:
         _reachable(address)
+        _send_auth_token()
     try:
         ray.init(**options)
     except Exception as exc:  # noqa: BLE001 - Ray raises many kinds here; each is one line for the user
@@ -188,6 +191,21 @@ def _connect(ray: Any, address: str | None, cpus_needed: float) -> bool:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SweepError(f"cannot start or join {where}: {first}") from None
     return True
+
+
+def _send_auth_token() -> None:
+    """Ray 2.5x's ``ray start`` turns token authentication on by default, but a driver that
+    joins by address sends its token only when ``RAY_AUTH_MODE=token``; without it the join
+    fails after 30 s of 'InvalidAuthToken' warnings. So when a token is at hand and the user
+    has not chosen a mode, send it (a cluster without authentication ignores it)."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+        # Ray reads its config when imported; re-read it as Ray's own token setup does
+        from ray._raylet import Config
+
+        Config.initialize("")
 
 
 def _reachable(address: str) -> None:

@@ -64,6 +64,7 @@ def demo(
     sweep_batch: Annotated[bool, typer.Option("--sweep-batch", help="Search the batch size (2-32 sequences) too.")] = False,
     workers: Annotated[int, typer.Option(min=1, help="Ray workers.")] = 2,
     address: Annotated[str | None, typer.Option(help="A Ray cluster to join (auto, HOST:PORT or ray://HOST:10001); default: a local Ray.")] = None,
+    gpus_per_trial: Annotated[float, typer.Option("--gpus-per-trial", help="GPUs per trial on a cluster that has them (bf16 on CUDA).")] = 0.0,
     target_name: Annotated[str, typer.Option("--target-name", help="What the target model is called in the output.")] = "GPT-2 small",
     target_params: Annotated[float, typer.Option("--target-params", help="Target model's non-embedding parameters N.")] = 85e6,
     target_tokens: Annotated[float, typer.Option("--target-tokens", help="Target's training tokens D.")] = 2.5e9,
@@ -93,7 +94,7 @@ def demo(
         f"widths {', '.join(map(str, width_list))}, {trials_per_width} trials each, budgets of "
         f"{fidelity.min:,g} to {fidelity.max:,g} tokens, {workers} Ray workers"  # type: ignore[union-attr]
     )
-    summary["studies"] = _run_sweeps(studies, workers, address, trials_per_width)
+    summary["studies"] = _run_sweeps(studies, workers, address, trials_per_width, gpus_per_trial)
     for study in studies:
         study.to_csv(output / f"trials-{study.name}.csv")
 
@@ -150,14 +151,17 @@ def _fresh_studies(
     ]
 
 
-def _run_sweeps(studies: list[Study], workers: int, address: str | None, trials: int) -> list[dict[str, Any]]:
+def _run_sweeps(studies: list[Study], workers: int, address: str | None, trials: int, gpus: float) -> list[dict[str, Any]]:
     from db.models import TrialState
     from workers.sweep import ray_session, run_sweep
 
     rows = []
-    with ray_session(address, cpus=workers):
+    with ray_session(address, cpus=workers) as resources:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        gpu_note = f", {resources['GPU']:g} GPUs" if resources.get("GPU") else ""
+        console.print(f"   on {where}: {resources.get('CPU', 0):g} CPUs{gpu_note}")
         for study in studies:
-            result = run_sweep(study, workers=workers, max_trials=trials)
+            result = run_sweep(study, workers=workers, max_trials=trials, gpus_per_trial=gpus)
             done = [t for t in study.trials if t.state is TrialState.COMPLETED]
             n_params = done[0].attrs.get("n_params") if done else None
             counts = {state.value: n for state, n in result.counts.items() if n}
