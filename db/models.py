@@ -114,6 +114,8 @@ class Trial(Base):
         Index("ix_trials_study_id_state_number", "study_id", "state", "number"),
         # De-duplication of configurations within a study.
         Index("ix_trials_study_id_config_hash", "study_id", "config_hash"),
+        # A page of trials sorted by value (the dashboard's table, GET /api/studies/{name}/trials).
+        Index("ix_trials_study_id_value_number", "study_id", "value", "number"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

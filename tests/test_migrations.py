@@ -75,10 +75,10 @@ def test_a_revision_0001_database_is_refused_then_upgraded_keeping_its_rows(stor
         command.upgrade(_config(conn), "0001")
         conn.execute(text("INSERT INTO sweeps (name, description, tags, created_at) VALUES ('old', '', '{}', '2026-01-01')"))
     engine.dispose()
-    with pytest.raises(SchemaVersionError, match="at revision 0001, older than this hposcale's 0002; run `hpo db upgrade"):
+    with pytest.raises(SchemaVersionError, match="at revision 0001, older than this hposcale's 0003; run `hpo db upgrade"):
         Store(storage_url)
     done = subprocess.run(["hpo", "db", "upgrade", "--storage", storage_url], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0 and "upgraded from 0001 to revision 0002" in done.stdout, done.stderr
+    assert done.returncode == 0 and "upgraded from 0001 to revision 0003" in done.stdout, done.stderr
     store = Store(storage_url)
     assert store.get_sweep("old") is not None and store.list_fits() == []
     store.save_fit("f", source="csv:x.csv", form="steplaw", report={"k": 1}, sweep="old")

@@ -275,3 +275,26 @@ def test_writer_lock_descriptors_close_with_their_threads(sqlite_url: str) -> No
         writer.start()
         writer.join()
     assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def test_trial_pages_sort_by_value_with_the_valueless_last_across_page_boundaries(storage_url: str) -> None:
+    """Pages are read as the trials with a value (by the index), then those without: every
+    window, in both directions, must equal slicing the fully sorted list."""
+    study = hpo.create_study("pages", storage_url)
+    study.enqueue_many([{"i": i} for i in range(23)])
+    values = [3.0, 1.0, 2.0, 1.0, 5.0, 4.0, 2.0, 0.5, 6.0, 1.0, 7.0, 2.5, 3.5, 0.1, 8.0, 9.0, 4.5]
+    for value in values:  # 17 completed (ties included); 6 left queued without a value
+        study.complete(study.claim("w"), value)
+    store, study_id = study.store, study.id
+    trials = study.trials
+    for descending in (False, True):
+        valued = sorted((t for t in trials if t.value is not None),
+                        key=lambda t: (-t.value, -t.number) if descending else (t.value, t.number))
+        valueless = sorted((t for t in trials if t.value is None), key=lambda t: -t.number if descending else t.number)
+        expected = [t.number for t in valued + valueless]
+        for offset, limit in ((0, 5), (15, 5), (17, 3), (20, 10), (0, 100), (30, 5)):
+            total, page = store.trial_page(study_id, sort="value", descending=descending, offset=offset, limit=limit)
+            assert total == 23 and [t.number for t in page] == expected[offset : offset + limit], (descending, offset, limit)
+    total, page = store.trial_page(study_id, sort="value", states=[TrialState.QUEUED], offset=2, limit=3)
+    assert total == 6 and [t.number for t in page] == [19, 20, 21]
+    assert [t.number for t in store.trial_page(study_id, sort="number", descending=True, limit=3)[1]] == [22, 21, 20]
