@@ -32,7 +32,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from scaling.errors import ScalingError
-from scaling.laws import FORMS, Law, PowerLaw, variables_at
+from scaling.laws import FORMS, Law, PowerLaw, law_ranges, variables_at
 from scaling.optimum import CellOptimum, find_optimum
 from scaling.published import PUBLISHED_LAWS, borrowed_batch_note
 from scaling.runs import Run, cells
@@ -236,9 +236,11 @@ def fit_runs(
     ranked = sorted(fits, key=lambda f: (fits[f].batch_size.borrowed_from is not None,
                                          math.inf if scores[f] is None else scores[f], _n_coefficients(f)))
     best = fits[ranked[0]]
+    choice = ("auto: smallest leave-largest-scale-out error (lr + batch)" if any(v is not None for v in scores.values())
+              else "auto: no form could be checked on a held-out scale, so the one with the fewest coefficients")
     return ScalingFit(
         best.name, best.form, best.law, best.learning_rate, best.batch_size, best.optima,
-        {**best.method, "form_choice": "auto: smallest leave-largest-scale-out error (lr + batch)"},
+        {**best.method, "form_choice": choice},
         compared={**scores, **{f: None for f in failures}},
     )
 
@@ -285,6 +287,8 @@ def _fit_form(
         # degenerate resamples are skipped per target, so the two lists may differ in length
         bootstrap=list(zip(lr_fit.bootstrap, b_fit.bootstrap, strict=False)),
         notes="" if b_fit.borrowed_from is None else borrowed_batch_note(b_fit.borrowed_from),
+        ranges=law_ranges(lr_fit.points, b_fit.points,
+                          None if b_fit.borrowed_from is None else PUBLISHED_LAWS[b_fit.borrowed_from].fitted_range),
     )
     method = {
         "form": {"steplaw": "eta = a N^alpha D^beta; B = b D^gamma", "nd": "eta = a N^alpha D^beta; B = b N^delta D^gamma",

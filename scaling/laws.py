@@ -61,13 +61,40 @@ class PowerLaw:
         return cls(float(data["coefficient"]), {str(k): float(v) for k, v in data["exponents"].items()})
 
 
+def law_ranges(
+    lr_points: Sequence[Mapping[str, Any]],
+    batch_points: Sequence[Mapping[str, Any]],
+    borrowed_range: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Each law's own fitted range (``Law.ranges``): the span of the cells it rests on, or, for
+    a batch law borrowed from a published one, that law's range."""
+
+    def span(points: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
+        values = [variables_at(p["n_params"], p["tokens"]) for p in points]
+        return {v: (min(x[v] for x in values), max(x[v] for x in values)) for v in VARIABLES} if values else {}
+
+    return {"learning_rate": span(lr_points), "batch_size": dict(borrowed_range) if borrowed_range is not None else span(batch_points)}
+
+
+def _beyond(var: str, value: float, span: tuple[float, float]) -> str | None:
+    lo, hi = span
+    if value > hi:
+        return f"{var} = {value:.3g} is {value / hi:.1f}x above the largest fitted {var} ({hi:.3g})"
+    if value < lo:
+        return f"{var} = {value:.3g} is {lo / value:.1f}x below the smallest fitted {var} ({lo:.3g})"
+    return None
+
+
 @dataclass(frozen=True)
 class Law:
     """A learning-rate law and a batch-size law, with where they come from and where they hold.
 
     ``fitted_range`` maps each variable to the (min, max) it was fitted over; a prediction
-    outside it is an extrapolation and says so. ``bootstrap`` holds, for a fitted law, one
-    (learning-rate law, batch-size law) pair per bootstrap resample.
+    outside it is an extrapolation and says so. ``ranges`` narrows that per law
+    (``learning_rate``, ``batch_size``): a fit's two laws often rest on different cells (a
+    cell's batch optimum is flagged where its learning rate is not), and the batch law may
+    be a published one. ``bootstrap`` holds, for a fitted law, one (learning-rate law,
+    batch-size law) pair per bootstrap resample.
     """
 
     name: str
@@ -77,6 +104,7 @@ class Law:
     fitted_range: Mapping[str, tuple[float, float]]
     notes: str = ""
     bootstrap: Sequence[tuple[PowerLaw, PowerLaw]] = field(default=(), repr=False)
+    ranges: Mapping[str, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
 
     def predict(self, n_params: float, tokens: float) -> tuple[float, float]:
         """(learning rate, batch size in tokens)."""
@@ -110,16 +138,19 @@ class Law:
         return tuple(out)
 
     def extrapolation(self, n_params: float, tokens: float) -> list[str]:
-        """One line per variable the target lies outside the fitted range of, saying how far."""
-        used = set(self.learning_rate.exponents) | set(self.batch_tokens.exponents)
+        """One line per variable the target lies outside the fitted range of, saying how far;
+        where the two laws were fitted over different ranges, one per law, naming it."""
         at = variables_at(n_params, tokens)
+        laws = (("learning rate", self.learning_rate, self.ranges.get("learning_rate", self.fitted_range)),
+                ("batch size", self.batch_tokens, self.ranges.get("batch_size", self.fitted_range)))
         lines = []
         for var in VARIABLES:
-            if var not in used or var not in self.fitted_range:
+            beyond = {label: _beyond(var, at[var], span[var]) for label, law, span in laws if var in law.exponents and var in span}
+            texts = set(beyond.values())
+            if texts == {None} or not texts:
                 continue
-            lo, hi = self.fitted_range[var]
-            if at[var] > hi:
-                lines.append(f"{var} = {at[var]:.3g} is {at[var] / hi:.1f}x above the largest fitted {var} ({hi:.3g})")
-            elif at[var] < lo:
-                lines.append(f"{var} = {at[var]:.3g} is {lo / at[var]:.1f}x below the smallest fitted {var} ({lo:.3g})")
+            if len(texts) == 1:
+                lines.append(texts.pop())  # type: ignore[arg-type]
+            else:
+                lines.extend(f"{text} for the {label}" for label, text in beyond.items() if text is not None)
         return lines

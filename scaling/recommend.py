@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling.errors import ScalingError
-from scaling.laws import Law, PowerLaw
+from scaling.laws import Law, PowerLaw, law_ranges
 from scaling.published import PUBLISHED_LAWS, borrowed_batch_note
 
 FIT_PREFIX = "fit:"
@@ -61,6 +61,8 @@ def law_from_report(name: str, report: dict[str, Any]) -> Law:
         fitted_range={k: (float(v[0]), float(v[1])) for k, v in report["fitted_range"].items()},
         bootstrap=[(PowerLaw.from_dict(lr), PowerLaw.from_dict(b)) for lr, b in report.get("bootstrap", [])],
         notes="" if batch_source == "fitted" else borrowed_batch_note(batch_source),
+        ranges=law_ranges(report["learning_rate"]["points"], report["batch_size"]["points"],
+                          None if batch_source == "fitted" else PUBLISHED_LAWS[batch_source].fitted_range),
     )
 
 

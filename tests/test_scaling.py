@@ -149,6 +149,32 @@ def test_a_sweep_without_a_batch_law_borrows_one_only_when_asked() -> None:
     assert "from deepseek, not fitted" in plot_fit(result, None)
 
 
+def test_each_law_is_judged_against_the_range_of_the_cells_it_rests_on() -> None:
+    """The learning-rate law rests on N up to 3e8; the largest model's batch was not swept,
+    so the batch law rests on N up to 1e8 only. A target at N = 6e8 is 2x beyond the one and
+    6x beyond the other, and a stored fit read back says the same."""
+    from scaling.recommend import law_from_report, recommend_with
+
+    runs = synthetic_runs(STEP, [1e7, 3e7, 1e8], [1e9, 3e9], seed=5)
+    runs += synthetic_runs(STEP, [3e8], [1e9, 3e9], seed=6, batch_offsets=[0.0])
+    result = fit_runs(runs, form="nd", bootstrap=50)
+    assert result.law.ranges["learning_rate"]["N"] == (1e7, 3e8) and result.law.ranges["batch_size"]["N"] == (1e7, 1e8)
+    assert result.law.fitted_range["N"] == (1e7, 3e8)
+    stored = law_from_report("x", json.loads(json.dumps(result.report())))
+    for law in (result.law, stored):
+        warnings = recommend_with(law, 6e8, 2e9).warnings
+        assert "extrapolation: N = 6e+08 is 2.0x above the largest fitted N (3e+08) for the learning rate" in warnings
+        assert "extrapolation: N = 6e+08 is 6.0x above the largest fitted N (1e+08) for the batch size" in warnings
+        assert not any("D = " in w for w in warnings)  # D = 2e9 lies inside both laws' ranges
+    # a borrowed batch law is judged against its own published range, not the sweep's
+    borrowed = fit_runs(synthetic_runs(STEP, [1e7, 3e7, 1e8], [1e9, 3e9], seed=7, batch_offsets=[0.0]),
+                        form="steplaw", bootstrap=50, batch_fallback="steplaw")
+    assert borrowed.law.ranges["batch_size"] == dict(STEP.fitted_range)
+    warnings = recommend_with(borrowed.law, 5e7, 1e10).warnings
+    assert "extrapolation: D = 1e+10 is 3.3x above the largest fitted D (3e+09) for the learning rate" in warnings
+    assert not any("for the batch size" in w for w in warnings)  # D = 1e10 is inside Step Law's 2e9..1e11
+
+
 def test_recommendation_rounds_the_batch_and_warns_beyond_the_fitted_range() -> None:
     (rec,) = recommend(7e9, 2e12, law="steplaw", seq_len=4096)
     assert rec.batch_size_sequences == round_sequences(rec.batch_size_tokens_exact / 4096) == 1496
