@@ -5,6 +5,7 @@ demo whose sweep is too small for a law still finishes with the published laws' 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -15,7 +16,9 @@ import pandas as pd
 import pytest
 
 from db.store import Store
-from scaling import PUBLISHED_LAWS
+from hpo.cli.demo import _mutransfer, _transfer_verdict
+from scaling import PUBLISHED_LAWS, Run
+from scaling.optimum import CellOptimum
 
 
 def _hpo(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -44,13 +47,16 @@ def test_quick_demo_runs_every_step_and_leaves_its_artifacts(tmp_path: Path) -> 
     transfer = summary["mutransfer"]
     assert transfer["tokens"] in (8_192, 24_576, 73_728) and len(transfer["optima"]) >= 2
     assert isinstance(transfer["drift_log2"], float) and transfer["stays_put"] == (abs(transfer["drift_log2"]) <= 0.5)
+    assert transfer["verdict"] == _transfer_verdict(*(_cell(o["learning_rate"], o["interval"]) for o in (transfer["optima"][0], transfer["optima"][-1])),
+                                                   transfer["stays_put"])
+    assert transfer["verdict"] in out
     assert f"moves {transfer['drift_log2']:+.2f} in log2" in out
     # 3. the fit, stored with the sweep it came from, with its held-out error
     fit = summary["fit"]
     assert "error" not in fit, fit
     assert fit["cells_used"]["learning_rate"] >= 4 and fit["held_out_error"]["learning_rate"] is not None
     assert fit["batch_source"] == "steplaw"  # the demo fixes the batch: its law is Step Law's, and it says so
-    assert "held-out error" in out and "Step Law's: this sweep cannot fit one" in out
+    assert "held-out error" in out and "Step Law's: the demo fixed the batch; --sweep-batch searches it" in out
     store = Store(f"sqlite:///{tmp_path / 'hpo.db'}")
     record = store.get_fit("demo")
     store.close()
@@ -70,6 +76,31 @@ def test_quick_demo_runs_every_step_and_leaves_its_artifacts(tmp_path: Path) -> 
         assert (folder / name).read_bytes()[:4] == b"\x89PNG"
     assert summary["artifacts"] == {"mutransfer": "mutransfer.png", "scaling_fit": "scaling_fit.png"}
     assert f"hpo serve --storage sqlite:///{tmp_path / 'hpo.db'}" in out and "/sweeps/demo" in out
+
+
+def _cell(lr: float, interval: tuple[float, float] | None, n: float = 1e5, d: float = 1e5) -> CellOptimum:
+    run = Run(n, d, lr, 512.0, 3.0)
+    return CellOptimum(n, d, lr, 512.0, 3.0, run, None if interval is None else tuple(interval), None, {}, {})  # type: ignore[arg-type]
+
+
+def test_the_transfer_check_reads_the_budget_whose_optima_are_best_determined() -> None:
+    widths = {1e4: 16, 4e4: 32, 1.6e5: 64}
+    tight = [_cell(0.01 * k, (0.008 * k, 0.012 * k), n, 1e5) for k, n in zip((1.0, 1.1, 1.2), widths, strict=True)]
+    loose = [_cell(0.01 * k, (0.001, 0.1), n, 3e5) for k, n in zip((1.0, 0.5, 0.25), widths, strict=True)]
+    two_widths = [_cell(0.01, (0.0099, 0.0101), n, 9e5) for n in list(widths)[:2]]
+    transfer = _mutransfer(loose + tight + two_widths, widths, show_batch=False)
+    assert transfer["tokens"] == 1e5 and transfer["verdict"] == "it stays put"
+    assert transfer["drift_log2"] == pytest.approx(math.log2(1.2))
+
+
+def test_the_transfer_verdict_calls_a_move_only_when_the_widths_intervals_are_disjoint() -> None:
+    narrow = _cell(0.01, (0.005, 0.02))
+    assert _transfer_verdict(narrow, _cell(0.011, (0.006, 0.03)), stays=True) == "it stays put"
+    assert _transfer_verdict(narrow, _cell(0.004, (0.003, 0.0045)), stays=False) == "it moves"
+    assert _transfer_verdict(narrow, _cell(0.04, (0.025, 0.08)), stays=False) == "it moves"
+    overlapping = _transfer_verdict(narrow, _cell(0.004, (0.002, 0.006)), stays=False)
+    assert overlapping.startswith("not resolved: the two widths' 90% intervals overlap;")
+    assert _transfer_verdict(narrow, _cell(0.004, None), stays=False) == "it moves"
 
 
 @pytest.mark.timeout(600)

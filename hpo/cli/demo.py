@@ -103,7 +103,7 @@ def demo(
     width_of = {s["n_params"]: s["width"] for s in summary["studies"] if s["n_params"] is not None}
     summary["mutransfer"] = _mutransfer(optima, width_of, show_batch=sweep_batch)
 
-    fit = _fit(sweep, storage, summary)
+    fit = _fit(sweep, storage, summary, fixed_batch=not sweep_batch)
     target = (target_params, target_tokens)
     summary["target"] = {"name": target_name, "n_params": target_params, "tokens": target_tokens, "seq_len": target_seq_len}
     summary["recommendations"] = _recommend(fit, target, target_name, target_seq_len)
@@ -182,7 +182,8 @@ def _run_sweeps(studies: list[Study], workers: int, address: str | None, trials:
 
 def _mutransfer(optima: list[CellOptimum], width_of: dict[float, int], *, show_batch: bool) -> dict[str, Any]:
     """Each width's optimal learning rate at the token budget where the most widths have a
-    usable one (the largest such budget on a tie), and its drift across the widths."""
+    usable one, and its drift across the widths. On a tie the budget whose optima are best
+    determined (the narrowest intervals) wins: a drift read from wide intervals says little."""
     by_tokens: dict[float, list[CellOptimum]] = {}
     for o in optima:
         if o.lr_usable and o.n_params in width_of:
@@ -205,28 +206,47 @@ def _mutransfer(optima: list[CellOptimum], width_of: dict[float, int], *, show_b
     if not by_tokens or max(len(v) for v in by_tokens.values()) < 2:
         console.print("   muTransfer: fewer than two widths have a usable optimum at any budget; cannot judge (run more trials)")
         return {"tokens": None, "drift_log2": None, "stays_put": None, "optima": []}
-    tokens = max(by_tokens, key=lambda d: (len(by_tokens[d]), d))
+    tokens = max(by_tokens, key=lambda d: (len(by_tokens[d]), -_spread_log2(by_tokens[d])))
     cells = sorted(by_tokens[tokens], key=lambda o: o.n_params)
     drift = math.log2(cells[-1].learning_rate / cells[0].learning_rate)
     stays = abs(drift) <= TRANSFER_TOLERANCE_LOG2
+    verdict = _transfer_verdict(cells[0], cells[-1], stays)
     first, last = width_of[cells[0].n_params], width_of[cells[-1].n_params]
     console.print(
         f"   muTransfer: at D = {tokens:,.0f} tokens the optimal learning rate moves {drift:+.2f} in log2 from width "
-        f"{first} ({cells[0].learning_rate:.3g}) to width {last} ({cells[-1].learning_rate:.3g}): "
-        + ("it stays put" if stays else "it moves")
-        + f" (tolerance {TRANSFER_TOLERANCE_LOG2} over {last // first}x in width)"
+        f"{first} ({cells[0].learning_rate:.3g}) to width {last} ({cells[-1].learning_rate:.3g}): {verdict}"
+        f" (tolerance {TRANSFER_TOLERANCE_LOG2} over {last // first}x in width)"
     )
     return {
         "tokens": tokens,
         "drift_log2": drift,
         "stays_put": stays,
+        "verdict": verdict,
         "tolerance_log2": TRANSFER_TOLERANCE_LOG2,
         "optima": [{"width": width_of[o.n_params], "n_params": o.n_params, "learning_rate": o.learning_rate,
                     "interval": o.learning_rate_interval, "loss": o.loss} for o in cells],
     }
 
 
-def _fit(sweep: str, storage: str | None, summary: dict[str, Any]) -> ScalingFit | None:
+def _spread_log2(cells: list[CellOptimum]) -> float:
+    """The mean width, in log2, of the cells' learning-rate intervals (inf without any)."""
+    widths = [math.log2(i[1] / i[0]) for o in cells if (i := o.learning_rate_interval) is not None and i[0] > 0]
+    return sum(widths) / len(widths) if widths else math.inf
+
+
+def _transfer_verdict(narrow: CellOptimum, wide: CellOptimum, stays: bool) -> str:
+    """A drift past the tolerance is called a move only when the two widths' bootstrap
+    intervals are disjoint: with a few dozen single-seed runs per width the optimum is often
+    uncertain by more than the tolerance, and calling noise a failure of muP would mislead."""
+    if stays:
+        return "it stays put"
+    a, b = narrow.learning_rate_interval, wide.learning_rate_interval
+    if a is None or b is None or a[1] < b[0] or b[1] < a[0]:
+        return "it moves"
+    return "not resolved: the two widths' 90% intervals overlap; more trials per width would settle it"
+
+
+def _fit(sweep: str, storage: str | None, summary: dict[str, Any], *, fixed_batch: bool) -> ScalingFit | None:
     from scaling import fit
 
     try:
@@ -244,8 +264,12 @@ def _fit(sweep: str, storage: str | None, summary: dict[str, Any]) -> ScalingFit
             f"held-out error {100 * validation['error']:.1f}% predicting {validation['held_out']}"
             if validation.get("error") is not None else validation.get("why", "no held-out error")
         )
-        source = "" if part["source"] == "fitted" else " [yellow](Step Law's: this sweep cannot fit one)[/]"
-        lines.append(f"   {label}: {part['formula']}{source}; {len(part['points'])} cells; {held}")
+        if part["source"] == "fitted":
+            lines.append(f"   {label}: {part['formula']}; {len(part['points'])} cells; {held}")
+        elif fixed_batch:
+            lines.append(f"   {label}: {part['formula']} [yellow](Step Law's: the demo fixed the batch; --sweep-batch searches it)[/]")
+        else:
+            lines.append(f"   {label}: {part['formula']} [yellow](Step Law's: this sweep cannot fit one)[/]; {held}")
     console.print(f"[bold]3. Scaling fit[/] {result.name!r} ({result.form} form), stored in the study store:")
     for line in lines:
         console.print(line)
