@@ -1,5 +1,6 @@
 """Load on the service: 200 concurrent clients for 10 s on loopback against ``/recommend`` and
-against a 100-trial page of a study holding 10,000 trials.
+against a 100-trial page of a study holding 10,000 trials, beside ``/api/health`` (no work at
+all: the most the web stack serves on this machine, the ceiling the other two are read against).
 
 What is measured: each client is a closed loop (send, wait for the answer, send again) on its
 own keep-alive connection, all 200 in one asyncio process with a bare HTTP/1.1 client, for ``--seconds`` per endpoint, against ``hpo serve``
@@ -150,6 +151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         proc, base = start_server(url, args.workers)
         try:
             endpoints = {
+                "health": lambda rng: "/api/health",  # no work: what the web stack alone allows here
                 "recommend": lambda rng: f"/recommend?params={rng.choice(['1e9', '7e9', '7e10'])}&tokens={rng.choice(['1e11', '2e12'])}",
                 "trials_page": lambda rng: f"/api/studies/load/trials?limit=100&offset={rng.randrange(0, args.trials - 100)}&sort=value",
             }
@@ -160,8 +162,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             proc.terminate()
             proc.wait(timeout=30)
     for name, r in results.items():
-        r["target_p99_ms"] = TARGETS_MS[name]
-        r["met"] = r["p99_ms"] < TARGETS_MS[name] and r["errors"] == 0
+        if name in TARGETS_MS:  # /api/health has none: it is the ceiling the others are read against
+            r["target_p99_ms"] = TARGETS_MS[name]
+            r["met"] = r["p99_ms"] < TARGETS_MS[name] and r["errors"] == 0
     return {
         "benchmark": "service_load",
         "quick": args.quick,
@@ -187,11 +190,13 @@ def report(data: dict[str, Any], out: Path) -> None:
     print(f"{'endpoint':<13}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'target p99':>12}  met  errors")
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, r in data["results"].items():
+        target, met = (f"{r['target_p99_ms']:.0f}", "yes" if r["met"] else "NO") if "met" in r else ("-", "-")
         print(f"{name:<13}{r['requests']:>10}{r['requests_per_s']:>9.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
-              f"{r['target_p99_ms']:>12.0f}  {'yes' if r['met'] else 'NO':<4} {r['errors']}")
+              f"{target:>12}  {met:<4} {r['errors']}")
         ms = np.sort(r.pop("latencies_ms"))
         ax.plot(ms, np.linspace(0, 1, len(ms)), label=f"{name} (p99 {r['p99_ms']:.0f} ms, {r['requests_per_s']:.0f} req/s)")
-        ax.axvline(r["target_p99_ms"], ls=":", color=ax.lines[-1].get_color())
+        if "met" in r:
+            ax.axvline(r["target_p99_ms"], ls=":", color=ax.lines[-1].get_color())
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("fraction of requests")

@@ -57,6 +57,13 @@ def test_studies_and_trials_match_the_store(server: str, store_url: str) -> None
     assert report["learning_rate"]["validation"]["error"] < 0.05
 
 
+def test_health_answers_with_the_version(server: str) -> None:
+    from importlib.metadata import version
+
+    answer = httpx.get(f"{server}/api/health")
+    assert answer.status_code == 200 and answer.json() == {"status": "ok", "version": version("hposcale")}
+
+
 def test_recommend_under_api_and_at_the_root(server: str) -> None:
     laws = httpx.get(f"{server}/api/recommend", params={"params": 1e9, "tokens": 1e11}).json()
     assert [entry["law"] for entry in laws] == ["steplaw", "deepseek", "fit:grid"]

@@ -8,6 +8,7 @@ error is a 4xx with ``{"error": "...", "field": "..."}``: the message and the fi
 from __future__ import annotations
 
 import secrets
+from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -54,6 +55,13 @@ class Enqueue(BaseModel):
 
     params: dict[str, Any]
     budget: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+@router.get("/health", summary="Liveness: the server answers, without touching the store")
+async def health() -> dict[str, str]:
+    """For a load balancer's or orchestrator's probe; async and store-free, so it also shows
+    what the web stack alone costs per request (``benchmarks/service_load.py``)."""
+    return {"status": "ok", "version": version("hposcale")}
 
 
 @router.get("/studies", summary="Every study with its trials by state, best value and last activity")
