@@ -7,7 +7,7 @@ What it does
        16, 32 and 64 (N = 6,304, 24,896 and 98,944 non-embedding parameters) and token
        budgets D = 65,536 and 131,072, every (N, D) cell on the same grid of 4 learning
        rates x 4 batch sizes, one seed: 6 cells, 96 runs.
-    2. Fit. ``scaling.fit_runs(form="auto")``: each cell's optimum from a robust quadratic in
+    2. Fit. ``scaling.fit_runs(form="auto", batch_fallback="steplaw")``: each cell's optimum from a robust quadratic in
        (log2 lr, log2 batch), cells whose optimum is on the grid's edge or whose surface is
        not convex excluded (flagged), then every form the cells support (steplaw, nd,
        compute) fitted and the one with the smallest leave-largest-N-out error kept. The
@@ -600,7 +600,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     result["proxy_runs"] = proxies
     fit = None
     try:
-        fit = scaling.fit_runs(to_scaling_runs(proxies), form="auto", name="scaling_e2e", bootstrap=plan.bootstrap)
+        fit = scaling.fit_runs(to_scaling_runs(proxies), form="auto", name="scaling_e2e", bootstrap=plan.bootstrap,
+                               batch_fallback="steplaw")
     except scaling.ScalingError as exc:
         result["fit_error"] = str(exc)
         result["cell_optima"] = [o.to_dict() for o in scaling.optima_of(to_scaling_runs(proxies))[0]]
@@ -611,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rec = recommend_with(fit.law, n, d, seq_len=SEQ_LEN)
         step = recommend_with(scaling.PUBLISHED_LAWS["steplaw"], n, d, seq_len=SEQ_LEN)
         result["recommendation"], result["steplaw"] = rec.to_dict(), step.to_dict()
-        _log(f"fit: {fit.form}; recommendation lr {rec.learning_rate:.4g} batch {rec.batch_size_sequences}; "
+        _log(f"fit: {fit.form}, batch law {fit.batch_size.borrowed_from or 'fitted'}; recommendation lr {rec.learning_rate:.4g} batch {rec.batch_size_sequences}; "
              f"Step Law lr {step.learning_rate:.4g} batch {step.batch_size_sequences}")
         configs = target_configs(rec, step)
         records = run_all(target_jobs(plan, configs), args.workers, "target")
