@@ -4,6 +4,11 @@ Alembic does the migrating; this module decides when. An empty database is upgra
 use. A database at an older revision must be upgraded explicitly (``hpo db upgrade``), because
 a migration on a shared cluster database is an operator's decision. A database written by a
 newer hposcale is refused: its schema may hold rows this version would misread.
+
+Every store opens through :func:`ensure_schema`, so its common case (a database already at
+this version's head) is one SELECT against :data:`HEAD_REVISION`, without importing alembic
+(a third of a sweep worker's start-up) or reading the migration scripts; a test holds the
+constant to alembic's own head.
 """
 
 from __future__ import annotations
@@ -12,22 +17,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
 
 from db.errors import SchemaVersionError
 from db.models import Base
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
+#: The newest revision in ``migrations/versions``: what this hposcale writes.
+HEAD_REVISION = "0003"
 # Any constant: the key of the PostgreSQL advisory lock that serialises concurrent upgrades.
 _PG_LOCK_KEY = 4_815_162_342
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     if connection is not None:
@@ -37,19 +48,36 @@ def _config(connection: Connection | None = None) -> Config:
 
 @lru_cache(maxsize=1)
 def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config())
 
 
 def head_revision() -> str:
     """The schema revision this version of hposcale writes."""
-    head = _scripts().get_current_head()
-    assert head is not None, "db/migrations/versions holds no revision"
-    return head
+    return HEAD_REVISION
+
+
+def scripts_head() -> str | None:
+    """The head revision as alembic reads it from the migration scripts."""
+    return _scripts().get_current_head()
 
 
 def current_revision(conn: Connection) -> str | None:
     """The database's schema revision; None for a database hposcale never touched."""
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()
+
+
+def _at_head(conn: Connection) -> bool:
+    """Whether the database is at :data:`HEAD_REVISION`, read with one SELECT; False when
+    alembic's version table is missing too (an empty database: the slow path decides)."""
+    try:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD_REVISION]
+    except DBAPIError:
+        conn.rollback()
+        return False
 
 
 def _is_known(revision: str) -> bool:
@@ -79,6 +107,8 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         if before is not None and not _is_known(before):
             raise _newer_schema_error(before)
         if before != head_revision():
+            from alembic import command
+
             command.upgrade(_config(conn), "head")
     return before, head_revision()
 
@@ -91,8 +121,10 @@ def ensure_schema(engine: Engine, *, auto_upgrade_empty: bool = True) -> None:
     another is creating the schema waits for it instead of seeing half of it.
     """
     with engine.connect() as conn:
-        if current_revision(conn) == head_revision():
+        if _at_head(conn):
             return
+    from alembic import command
+
     with _locked(engine) as conn:
         revision = current_revision(conn)
         ours = set(inspect(conn).get_table_names()) & set(Base.metadata.tables)

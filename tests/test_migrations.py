@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from db.engine import resolve_url
-from db.migrate import head_revision
+from db.migrate import HEAD_REVISION, head_revision, scripts_head
 from db.models import Base
 from db.store import Store
 from hpo import SchemaVersionError
@@ -26,6 +26,18 @@ def test_migrated_schema_matches_the_models(storage_url: str) -> None:
     store.close()
     assert diff == []
     assert revision == head_revision()
+
+
+def test_the_head_constant_is_alembics_head_and_opening_a_current_store_needs_no_alembic(storage_url: str) -> None:
+    """A new migration must move HEAD_REVISION with it; and a store already at head opens
+    without importing alembic (what every sweep worker does when it starts)."""
+    assert HEAD_REVISION == scripts_head()
+    Store(storage_url).close()
+    code = ("import sys; from db.store import Store; Store(sys.argv[1]).close(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))")
+    opened = subprocess.run([sys.executable, "-c", code, storage_url], capture_output=True, text=True, timeout=120)
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout.strip() == "[]"
 
 
 def test_a_newer_schema_is_refused(storage_url: str) -> None:
