@@ -11,7 +11,7 @@ import secrets
 from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from db.models import Direction, TrialState
@@ -19,6 +19,8 @@ from hpo.service.errors import APIError
 from hpo.service.records import fit_json, study_json, study_summary, trial_json
 
 router = APIRouter(prefix="/api")
+#: Read once: importlib.metadata reads the installed package's files on every call (0.5 ms).
+VERSION = version("hposcale")
 
 SortKey = Literal["number", "value", "budget", "state", "created_at", "finished_at"]
 StateName = Literal["queued", "running", "completed", "pruned", "failed", "diverged"]
@@ -61,7 +63,7 @@ class Enqueue(BaseModel):
 async def health() -> dict[str, str]:
     """For a load balancer's or orchestrator's probe; async and store-free, so it also shows
     what the web stack alone costs per request (``benchmarks/service_load.py``)."""
-    return {"status": "ok", "version": version("hposcale")}
+    return {"status": "ok", "version": VERSION}
 
 
 @router.get("/studies", summary="Every study with its trials by state, best value and last activity")
@@ -159,46 +161,16 @@ def get_fit(request: Request, name: str) -> dict[str, Any]:
     return fit_json(request.app.state.store.get_fit(name), full=True)
 
 
-def fit_laws(state: Any) -> dict[str, Any]:
-    """The stored fits as laws, by name, parsed once per saved version: a report carries its
-    bootstrap, and re-reading it on every request would dominate ``/recommend``."""
-    from scaling.recommend import law_from_report
-
-    store = state.store
-    cache: dict[str, tuple[Any, Any]] = state.__dict__.setdefault("fit_laws", {})
-    laws = {}
-    for name, saved in store.fit_versions():
-        hit = cache.get(name)
-        if hit is None or hit[0] != saved:
-            hit = cache[name] = (saved, law_from_report(name, store.get_fit(name).report))
-        laws[name] = hit[1]
-    return laws
-
-
 async def recommend_json(
     request: Request,
     params: Annotated[float, Query(ge=1, le=1e30, allow_inf_nan=False, description="Non-embedding parameters N")],
     tokens: Annotated[float, Query(ge=1, le=1e30, allow_inf_nan=False, description="Training tokens D")],
     law: Annotated[str | None, Query(max_length=300, description="steplaw, deepseek or fit:NAME; default all")] = None,
     seq_len: Annotated[int, Query(ge=1, le=10_000_000)] = 4096,
-) -> list[dict[str, Any]]:
-    from scaling.laws import Law
-    from scaling.published import PUBLISHED_LAWS
-    from scaling.recommend import FIT_PREFIX, recommend_with
-
-    if law is None:
-        laws: list[Law] = list(PUBLISHED_LAWS.values()) + list(fit_laws(request.app.state).values())
-    elif law in PUBLISHED_LAWS:
-        laws = [PUBLISHED_LAWS[law]]
-    elif law.startswith(FIT_PREFIX):
-        fit_name = law[len(FIT_PREFIX) :]
-        stored = fit_laws(request.app.state)
-        if fit_name not in stored:
-            request.app.state.store.get_fit(fit_name)  # FitNotFoundError, naming the stored ones -> 404
-        laws = [stored[fit_name]]
-    else:
-        raise APIError(400, f"unknown law {law!r}; choose {', '.join(PUBLISHED_LAWS)} or fit:NAME", "law")
-    return [recommend_with(item, params, tokens, seq_len=seq_len).to_dict() for item in laws]
+) -> Response:
+    """Answered from :class:`~hpo.service.recommender.Recommender`, already encoded."""
+    return Response(request.app.state.recommender.answer(params, tokens, law, seq_len), media_type="application/json")
 
 
-router.get("/recommend", summary="Learning rate and batch size for N parameters and D tokens")(recommend_json)
+router.get("/recommend", summary="Learning rate and batch size for N parameters and D tokens",
+           response_model=list[dict[str, Any]])(recommend_json)

@@ -11,6 +11,7 @@ def create_app(storage: str | None = None, *, token: str | None = None) -> FastA
     """The app over the store at ``storage`` (default ``$HPO_STORAGE``, else ./hpo.db); writes
     need ``token`` as a bearer token, and without one the API is read-only."""
     from hpo.service import api, errors, pages
+    from hpo.service.recommender import Recommender
 
     app = FastAPI(
         title="hposcale",
@@ -18,6 +19,7 @@ def create_app(storage: str | None = None, *, token: str | None = None) -> FastA
         version="0.1.0",
     )
     app.state.store = Store(storage)
+    app.state.recommender = Recommender(app.state.store)
     app.state.token = token
     errors.install(app)
     app.include_router(api.router)

@@ -307,7 +307,6 @@ batch size <b>{_e(report['batch_size']['formula'])}</b> tokens (held-out error {
 
 
 def _recommendation(state: Any, params: str, tokens: str, seq_len: str, law: str) -> tuple[str, tuple[float, float] | None]:
-    from hpo.service.api import fit_laws
     from scaling.published import PUBLISHED_LAWS
     from scaling.recommend import recommend_with
 
@@ -317,7 +316,7 @@ def _recommendation(state: Any, params: str, tokens: str, seq_len: str, law: str
             raise ValueError
     except ValueError:
         return '<p class="warn" id="recommend-error">N, D and the sequence length must be positive numbers, e.g. 7e9 and 2e12.</p>', None
-    laws = list(PUBLISHED_LAWS.values()) + list(fit_laws(state).values())
+    laws = list(PUBLISHED_LAWS.values()) + list(state.recommender.laws().values())
     if law:
         laws = [item for item in laws if item.name == law] or laws
     recs = [recommend_with(item, n, d, seq_len=s) for item in laws]

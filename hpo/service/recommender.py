@@ -1,0 +1,92 @@
+"""What ``/recommend`` answers, kept between requests.
+
+A recommendation is a pure function of the query and of the stored fits, and computing it
+(three laws with bootstrap intervals, then JSON) and reading the fits' versions was nearly all
+of a request's cost: under ``benchmarks/service_load.py`` the endpoint served a seventh of what
+the web stack serves for a request that does nothing. So the stored fits are re-read at most
+once a second (a fit saved by ``hpo scaling fit`` reaches the API within a second), each
+parsed once per saved version, and the encoded answers to recent queries are kept, keyed by
+the query and the fits' versions, so a new or re-saved fit is never answered from an old entry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from typing import Any
+
+from db.store import Store
+from hpo.service.errors import APIError
+from scaling.laws import Law
+from scaling.published import PUBLISHED_LAWS
+from scaling.recommend import FIT_PREFIX, law_from_report, recommend_with
+
+#: How long the stored fits' versions are trusted before they are read again.
+FITS_TTL_S = 1.0
+#: Encoded answers kept (least recently used dropped first).
+ANSWERS_KEPT = 4096
+
+
+class Recommender:
+    """The stored fits as laws, and the answers to recent ``/recommend`` queries, for one
+    server process. Used from the event loop (``/recommend``) and the page threads (the
+    scaling page); every update replaces whole values, so readers never see half of one."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._parsed: dict[str, tuple[Any, Law]] = {}
+        self._snapshot: tuple[float, tuple[tuple[str, Any], ...], dict[str, Law]] | None = None
+        self._answers: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+
+    def fits(self) -> tuple[tuple[tuple[str, Any], ...], dict[str, Law]]:
+        """The stored fits' (name, saved) versions and their laws by name."""
+        now = time.monotonic()
+        snapshot = self._snapshot
+        if snapshot is not None and now - snapshot[0] < FITS_TTL_S:
+            return snapshot[1], snapshot[2]
+        versions = tuple(self.store.fit_versions())
+        laws = {}
+        for name, saved in versions:
+            hit = self._parsed.get(name)
+            if hit is None or hit[0] != saved:
+                hit = self._parsed[name] = (saved, law_from_report(name, self.store.get_fit(name).report))
+            laws[name] = hit[1]
+        self._snapshot = (now, versions, laws)
+        return versions, laws
+
+    def laws(self) -> dict[str, Law]:
+        return self.fits()[1]
+
+    def answer(self, params: float, tokens: float, law: str | None, seq_len: int) -> bytes:
+        """The JSON list of recommendations (``hpo recommend --json``'s), encoded.
+
+        Raises :class:`APIError` for an unknown law and the store's FitNotFoundError (naming
+        the stored fits) for an unknown ``fit:NAME``."""
+        versions, stored = self.fits()
+        key = (params, tokens, law, seq_len, versions)
+        body = self._answers.get(key)
+        if body is not None:
+            self._answers.move_to_end(key)
+            return body
+        body = json.dumps(
+            [recommend_with(item, params, tokens, seq_len=seq_len).to_dict() for item in self._chosen(law, stored)],
+            allow_nan=False,
+            separators=(",", ":"),
+        ).encode()
+        self._answers[key] = body
+        if len(self._answers) > ANSWERS_KEPT:
+            self._answers.popitem(last=False)
+        return body
+
+    def _chosen(self, law: str | None, stored: dict[str, Law]) -> list[Law]:
+        if law is None:
+            return list(PUBLISHED_LAWS.values()) + list(stored.values())
+        if law in PUBLISHED_LAWS:
+            return [PUBLISHED_LAWS[law]]
+        if law.startswith(FIT_PREFIX):
+            name = law[len(FIT_PREFIX) :]
+            if name not in stored:
+                self.store.get_fit(name)  # FitNotFoundError, naming the stored ones -> 404
+            return [stored[name]]
+        raise APIError(400, f"unknown law {law!r}; choose {', '.join(PUBLISHED_LAWS)} or fit:NAME", "law")
