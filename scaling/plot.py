@@ -3,12 +3,39 @@ extrapolation to a target (dashed beyond the fitted range)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from scaling.fitting import ScalingFit
 from scaling.laws import PowerLaw, variables_at
+
+
+def readable_log_axes(fig: Any) -> None:
+    """Matplotlib labels the minor ticks of a log axis spanning a decade or two (2x10^-3,
+    3x10^-3, ...), and at dashboard size they run into each other. Label 1, 2 and 5 of each
+    decade as plain numbers where the axis has room for two labels an inch, else the
+    decades alone; an axis too short for two of either, or with ticks set by hand, keeps its
+    labels. Every chart of the package, the dashboard's and the CLI's, goes through this."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    for ax in fig.axes:
+        box = ax.get_position()
+        for axis, scale, inches in ((ax.xaxis, ax.get_xscale(), box.width * fig.get_figwidth()),
+                                    (ax.yaxis, ax.get_yscale(), box.height * fig.get_figheight())):
+            lo, hi = sorted(axis.get_view_interval())
+            if scale != "log" or lo <= 0 or isinstance(axis.get_major_locator(), FixedLocator):
+                continue
+            decades = math.log10(hi / lo)
+            locator = LogLocator(base=10, subs=(1.0, 2.0, 5.0) if 3 * decades <= 2 * inches else (1.0,))
+            if sum(lo <= t <= hi for t in locator.tick_values(lo, hi)) < 2:
+                continue
+            axis.set_major_locator(locator)
+            axis.set_minor_formatter(NullFormatter())
+            if decades <= 4:
+                axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
 
 def _axis(law: PowerLaw) -> str:
@@ -80,6 +107,7 @@ def plot_fit(fit: ScalingFit, path: str | Path | None, target: tuple[float, floa
             ax.legend(fontsize=7)
     fig.suptitle(f"scaling fit {fit.name!r} ({fit.form} form); band: 90% bootstrap; dashed: extrapolation", fontsize=10)
     fig.tight_layout()
+    readable_log_axes(fig)
     if path is None:
         buf = io.StringIO()
         fig.savefig(buf, format="svg")

@@ -288,3 +288,35 @@ def test_bad_csvs_are_one_line_errors(tmp_path: Path) -> None:
     ]:
         done = _hpo(*args, "--storage", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
         assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_log_axes_are_labelled_without_overlap() -> None:
+    """A log axis spanning a decade and a half is labelled 1-2-5 in plain numbers where it has
+    room, by decades where it has not, and never on its minor ticks; ticks set by hand stay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scaling.plot import readable_log_axes
+
+    fig, (wide, narrow, fixed) = plt.subplots(1, 3, figsize=(12, 3), gridspec_kw={"width_ratios": [8, 2, 3]})
+    wide.plot([1.7e-3, 7e-2], [1, 2])
+    narrow.plot([1e-4, 1e-1], [1, 2])
+    fixed.plot([1.7e-3, 7e-2], [1, 2])
+    for ax in (wide, narrow, fixed):
+        ax.set_xscale("log")
+    fixed.set_xticks([2e-3, 2e-2], ["two", "twenty"])
+    readable_log_axes(fig)
+    fig.canvas.draw()
+
+    def shown(axis, minor: bool = False) -> list[str]:
+        lo, hi = sorted(axis.get_view_interval())
+        ticks = axis.get_minor_ticks() if minor else axis.get_major_ticks()
+        return [t.label1.get_text() for t in ticks if lo <= t.get_loc() <= hi and t.label1.get_text()]
+
+    assert shown(wide.xaxis) == ["0.002", "0.005", "0.01", "0.02", "0.05"] and shown(wide.xaxis, minor=True) == []
+    decades = shown(narrow.xaxis)  # matplotlib may skip some where the axis is short
+    assert len(decades) >= 2 and set(decades) <= {"0.0001", "0.001", "0.01", "0.1"} and shown(narrow.xaxis, minor=True) == []
+    assert shown(fixed.xaxis) == ["two", "twenty"]
+    plt.close(fig)

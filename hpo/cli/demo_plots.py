@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling import CellOptimum, Run, ScalingFit
-from scaling.plot import plot_fit
+from scaling.plot import plot_fit, readable_log_axes
 
 
 def write_plots(
@@ -63,6 +63,7 @@ def _mutransfer(
     if right.get_legend_handles_labels()[0]:
         right.legend(fontsize=8)
     fig.tight_layout()
+    readable_log_axes(fig)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

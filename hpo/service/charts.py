@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 
 from db.models import TrialState  # noqa: E402
 from db.records import FrozenTrial  # noqa: E402
+from scaling.plot import readable_log_axes  # noqa: E402
 
 STATE_COLORS = {
     "completed": "#2f7ed8",
@@ -38,6 +39,7 @@ _STYLE = {
 
 
 def _svg(fig: Any) -> str:
+    readable_log_axes(fig)
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
