@@ -16,7 +16,7 @@ def create_app(storage: str | None = None, *, token: str | None = None) -> FastA
     app = FastAPI(
         title="hposcale",
         summary="Studies, trials, sweeps and scaling laws of hposcale's store",
-        version="0.1.0",
+        version=api.VERSION,
     )
     app.state.store = Store(storage)
     app.state.recommender = Recommender(app.state.store)
