@@ -1,6 +1,8 @@
 """Load on the service: 200 concurrent clients for 10 s on loopback against ``/recommend`` and
-against a 100-trial page of a study holding 10,000 trials, beside ``/api/health`` (no work at
-all: the most the web stack serves on this machine, the ceiling the other two are read against).
+against a 100-trial page of a study holding 10,000 trials, beside ``/api/health`` (no work:
+what one request routed and validated by the web framework costs on this machine, the ceiling
+the other two are read against; a repeated ``/recommend`` query is answered before routing, by
+``hpo.service.recommender.AnsweredQueries``, so it can pass it).
 
 What is measured: each client is a closed loop (send, wait for the answer, send again) on its
 own keep-alive connection, all 200 in one asyncio process with a bare HTTP/1.1 client, for ``--seconds`` per endpoint, against ``hpo serve``
@@ -9,7 +11,10 @@ to the last byte of the answer; p50/p99 over every request of the window, and re
 second. The store: the study ``load`` with 10,000 completed trials (two parameters, an
 intermediate value each), and one stored scaling fit, so ``/recommend`` (no law named)
 answers for Step Law, DeepSeek and that fit with its bootstrap interval. Trial pages start at
-random offsets so no single page is cached anywhere.
+random offsets, so no page is answered twice: each is a slice of the study's trials that every
+server process keeps encoded (``hpo.service.trial_pages``, re-read at most twice a second).
+Before the clock starts each endpoint is asked on 8 connections per server process, so every
+process has read the study (about 0.5 s for 10,000 trials, once).
 
 On a 2-core machine the load generator and the server share the cores; with closed-loop
 clients the latency is bounded below by concurrency / throughput (200 clients at 1,000
@@ -106,6 +111,15 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, p
     return status
 
 
+async def _warm(base: str, paths: list[str], workers: int) -> None:
+    """Each path once on many connections at a time, so that every server process has done
+    its imports and read the study before the clock starts (one request warms one process)."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        for path in paths:
+            answers = await asyncio.gather(*(client.get(path, headers={"Connection": "close"}) for _ in range(8 * workers)))
+            assert all(a.status_code == 200 for a in answers), path
+
+
 async def _load(base: str, make_path: Any, clients: int, seconds: float) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
@@ -155,8 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "recommend": lambda rng: f"/recommend?params={rng.choice(['1e9', '7e9', '7e10'])}&tokens={rng.choice(['1e11', '2e12'])}",
                 "trials_page": lambda rng: f"/api/studies/load/trials?limit=100&offset={rng.randrange(0, args.trials - 100)}&sort=value",
             }
-            for path in (endpoints["recommend"](random.Random(0)), endpoints["trials_page"](random.Random(0))):
-                assert httpx.get(base + path, timeout=30).status_code == 200, path  # warm: imports, caches
+            asyncio.run(_warm(base, [endpoints["recommend"](random.Random(0)), endpoints["trials_page"](random.Random(0))], args.workers))
             results = {name: asyncio.run(_load(base, make, args.clients, args.seconds)) for name, make in endpoints.items()}
         finally:
             proc.terminate()

@@ -866,6 +866,13 @@ class Store:
         return total, [_trial(row, curves.get(row.id, {})) for row in rows]
 
     @_translate_db_errors
+    def read_history(self, history: HistoryCache, study_id: int) -> list[FrozenTrial]:
+        """``history`` brought up to date in a read of its own, for a reader that decides
+        nothing (the dashboard): every trial of the study, finished ones read only once."""
+        with self._read() as conn:
+            return history.refresh(conn, study_id)
+
+    @_translate_db_errors
     def trial(self, study_id: int, number: int) -> FrozenTrial:
         """One trial with its intermediate values; :class:`TrialNotFoundError` if absent."""
         with self._read() as conn:
@@ -983,9 +990,16 @@ class HistoryCache:
     refresh reads just the trials numbered above the last one seen and those that were still
     queued or running: a handful of rows instead of the whole study, which keeps an ask fast
     in a study of thousands of trials. Must be refreshed inside the transaction that decides.
+    ``with_intermediate`` also reads the re-read trials' intermediate values (the dashboard's
+    copy; the algorithms decide from final values only).
     """
 
-    def __init__(self) -> None:
+    #: Above this many unfinished trials (a large enqueued batch), a refresh re-reads every
+    #: trial from the lowest unfinished number up instead of naming each one in the query.
+    OPEN_LISTED = 500
+
+    def __init__(self, *, with_intermediate: bool = False) -> None:
+        self.with_intermediate = with_intermediate
         self._reset(None)
 
     def _reset(self, study_id: int | None) -> None:
@@ -997,10 +1011,26 @@ class HistoryCache:
     def refresh(self, conn: Connection, study_id: int) -> list[FrozenTrial]:
         if study_id != self._study_id:
             self._reset(study_id)
-        changed = or_(Trial.number > self._last, Trial.number.in_(sorted(self._open)))
+        if len(self._open) > self.OPEN_LISTED:
+            changed = Trial.number >= min(self._open)
+        else:
+            changed = or_(Trial.number > self._last, Trial.number.in_(sorted(self._open)))
         query = select(Trial.__table__).where(Trial.study_id == study_id, changed).order_by(Trial.number)
-        for row in conn.execute(query):
-            trial = _trial(row)
+        rows = conn.execute(query).all()
+        curves: dict[int, dict[float, float]] = {}
+        if self.with_intermediate and rows:
+            # after the rows (PostgreSQL reads each statement at its own snapshot): a trial read
+            # as finished had reported all its values before, so none is missed and kept
+            ivs = (
+                select(IntermediateValue.trial_id, IntermediateValue.budget, IntermediateValue.value)
+                .join(Trial, Trial.id == IntermediateValue.trial_id)
+                .where(Trial.study_id == study_id, changed)
+                .order_by(IntermediateValue.trial_id, IntermediateValue.budget)
+            )
+            for trial_id, budget, value in conn.execute(ivs):
+                curves.setdefault(trial_id, {})[budget] = math.nan if value is None else value
+        for row in rows:
+            trial = _trial(row, curves.get(row.id))
             self._trials[trial.number] = trial  # new numbers only ever grow: dict order is number order
             self._last = max(self._last, trial.number)
             if trial.state.is_finished:

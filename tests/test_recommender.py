@@ -63,3 +63,31 @@ def test_answers_follow_the_stored_fits(tmp_path: Path, monkeypatch: pytest.Monk
         rec.answer(1e9, tokens, "steplaw", 4096)
     assert len(rec._answers) == 3
     store.close()
+
+
+def test_a_repeated_query_string_is_answered_again_until_the_fits_change(tmp_path: Path) -> None:
+    """Through the server: the second answer to a query string comes before routing, so it
+    must be byte for byte the first, follow a newly saved fit within the fits' TTL, and never
+    stand in for an error."""
+    import time
+
+    import httpx
+
+    from tests.service_fixtures import serving
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    Store(url).close()
+    with serving(url) as base:
+        query = f"{base}/recommend?params=1e9&tokens=1e11"
+        first, second = httpx.get(query), httpx.get(query)
+        assert first.status_code == second.status_code == 200
+        assert first.content == second.content and first.headers["content-type"] == second.headers["content-type"]
+        assert httpx.get(f"{base}/api/recommend?params=1e9&tokens=1e11").content == first.content
+        for _ in range(2):
+            bad = httpx.get(f"{base}/recommend?params=-1&tokens=1e11")
+            assert bad.status_code == 422 and bad.json()["field"] == "query.params"
+        scaling.fit(_runs(1.0), name="mine", storage=url, form="steplaw", bootstrap=50)
+        deadline = time.monotonic() + 10 * recommender_module.FITS_TTL_S
+        while [r["law"] for r in httpx.get(query).json()] != ["steplaw", "deepseek", "fit:mine"]:
+            assert time.monotonic() < deadline, "the new fit never reached a repeated query"
+            time.sleep(0.1)

@@ -99,8 +99,7 @@ def get_study(request: Request, name: str) -> dict[str, Any]:
     return study_json(summary.study, summary)
 
 
-@router.get("/studies/{name}/trials", summary="A page of a study's trials, filtered by state and sorted")
-def list_trials(
+async def list_trials(
     request: Request,
     name: str,
     state: Annotated[list[StateName] | None, Query()] = None,
@@ -108,12 +107,16 @@ def list_trials(
     order: Literal["asc", "desc"] = "asc",
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
-    store = request.app.state.store
-    study = store.get_study(name)
-    states = [TrialState(s) for s in state] if state else None
-    total, trials = store.trial_page(study.id, states=states, sort=sort, descending=order == "desc", offset=offset, limit=limit)
-    return {"total": total, "offset": offset, "limit": limit, "trials": [trial_json(t) for t in trials]}
+) -> Response:
+    """Answered from :class:`~hpo.service.trial_pages.TrialPages`, already encoded."""
+    body = await request.app.state.trial_pages.page(
+        name, states=state, sort=sort, descending=order == "desc", offset=offset, limit=limit
+    )
+    return Response(body, media_type="application/json")
+
+
+router.get("/studies/{name}/trials", summary="A page of a study's trials, filtered by state and sorted",
+           response_model=dict[str, Any])(list_trials)
 
 
 @router.get("/studies/{name}/trials/{number}", summary="One trial with its intermediate values")
@@ -128,6 +131,7 @@ def enqueue(request: Request, name: str, body: Enqueue) -> dict[str, Any]:
 
     study = load_study(name, request.app.state.store)
     (number,) = study.enqueue_many([body.params], budget=body.budget)
+    request.app.state.trial_pages.forget(name)
     return {"number": number, "state": "queued"}
 
 

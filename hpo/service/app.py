@@ -11,7 +11,8 @@ def create_app(storage: str | None = None, *, token: str | None = None) -> FastA
     """The app over the store at ``storage`` (default ``$HPO_STORAGE``, else ./hpo.db); writes
     need ``token`` as a bearer token, and without one the API is read-only."""
     from hpo.service import api, errors, pages
-    from hpo.service.recommender import Recommender
+    from hpo.service.recommender import AnsweredQueries, Recommender
+    from hpo.service.trial_pages import TrialPages
 
     app = FastAPI(
         title="hposcale",
@@ -20,11 +21,13 @@ def create_app(storage: str | None = None, *, token: str | None = None) -> FastA
     )
     app.state.store = Store(storage)
     app.state.recommender = Recommender(app.state.store)
+    app.state.trial_pages = TrialPages(app.state.store)
     app.state.token = token
     errors.install(app)
     app.include_router(api.router)
     app.get("/recommend", include_in_schema=False)(api.recommend_json)
     app.include_router(pages.router)
+    app.add_middleware(AnsweredQueries, recommender=app.state.recommender)
     return app
 
 

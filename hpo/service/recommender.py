@@ -7,6 +7,11 @@ the web stack serves for a request that does nothing. So the stored fits are re-
 once a second (a fit saved by ``hpo scaling fit`` reaches the API within a second), each
 parsed once per saved version, and the encoded answers to recent queries are kept, keyed by
 the query and the fits' versions, so a new or re-saved fit is never answered from an old entry.
+
+With that, most of what was left was the web framework validating four query parameters on
+every request. :class:`AnsweredQueries` answers a query string it has seen answered (200) for
+the same fits' versions with the same response, before routing: that exact string passed
+validation the first time, and its answer is a function of the string and the fits alone.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from db.errors import StoreError
 from db.store import Store
 from hpo.service.errors import APIError
 from scaling.laws import Law
@@ -26,6 +34,8 @@ from scaling.recommend import FIT_PREFIX, law_from_report, recommend_with
 FITS_TTL_S = 1.0
 #: Encoded answers kept (least recently used dropped first).
 ANSWERS_KEPT = 4096
+#: Where ``/recommend`` is served: under the API and at the root.
+RECOMMEND_PATHS = frozenset({"/recommend", "/api/recommend"})
 
 
 class Recommender:
@@ -90,3 +100,46 @@ class Recommender:
                 self.store.get_fit(name)  # FitNotFoundError, naming the stored ones -> 404
             return [stored[name]]
         raise APIError(400, f"unknown law {law!r}; choose {', '.join(PUBLISHED_LAWS)} or fit:NAME", "law")
+
+
+class AnsweredQueries:
+    """ASGI middleware: repeats the response to a ``GET /recommend`` query string answered
+    before, for the same stored fits, without routing or validating it again; everything else
+    (and every first query, and every error) goes to the app."""
+
+    def __init__(self, app: ASGIApp, recommender: Recommender) -> None:
+        self.app = app
+        self.recommender = recommender
+        self._responses: OrderedDict[tuple[Any, ...], tuple[list[tuple[bytes, bytes]], bytes]] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in RECOMMEND_PATHS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            versions = self.recommender.fits()[0]
+        except StoreError:  # the app answers it, with its error handling
+            await self.app(scope, receive, send)
+            return
+        key = (scope["path"], scope["query_string"], versions)
+        hit = self._responses.get(key)
+        if hit is not None:
+            self._responses.move_to_end(key)
+            await send({"type": "http.response.start", "status": 200, "headers": hit[0]})
+            await send({"type": "http.response.body", "body": hit[1]})
+            return
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def keep(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+                if not message.get("more_body") and start.get("status") == 200:
+                    self._responses[key] = (list(start.get("headers", [])), bytes(body))
+                    if len(self._responses) > ANSWERS_KEPT:
+                        self._responses.popitem(last=False)
+            await send(message)
+
+        await self.app(scope, receive, keep)

@@ -131,14 +131,26 @@ def make_optimizer(
     lr: float,
     weight_decay: float,
     betas: tuple[float, float] = (0.9, 0.95),
+    embed_lr_mult: float = 1.0,
 ) -> torch.optim.Optimizer:
     """AdamW for SP, ``MuAdamW`` for muP; weight decay only on matrices (not on norms, biases or
-    embeddings). Under depth-muP the matrices inside residual blocks get the depth factor."""
+    embeddings). Under depth-muP the matrices inside residual blocks get the depth factor.
+
+    ``embed_lr_mult`` multiplies the learning rate of the input layer (the token and position
+    embeddings; the MLP's ``embed``), the same under every parameterization. Under muP the
+    embeddings are vector-like (one dimension grows with width), so ``MuAdamW`` leaves their
+    rate as it is at every width: the multiplier is a base-width hyperparameter, like
+    ``output_mult``, tuned once at the base width and carried to every width unchanged."""
+    if not embed_lr_mult > 0:
+        raise ProxyConfigError(f"embed_lr_mult must be positive, got {embed_lr_mult}")
     decay: list[nn.Parameter] = []
     block_decay: list[nn.Parameter] = []
+    embed: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for name, p in model.named_parameters():
-        if p.ndim < 2 or "embed" in name:
+        if "embed" in name.split(".")[0]:
+            embed.append(p)
+        elif p.ndim < 2:
             no_decay.append(p)
         elif name.startswith("blocks."):
             block_decay.append(p)
@@ -147,6 +159,7 @@ def make_optimizer(
     groups: list[dict[str, Any]] = [
         {"params": decay, "weight_decay": weight_decay, "lr": lr},
         {"params": block_decay, "weight_decay": weight_decay, "lr": lr * scaling.depth_lr_mult},
+        {"params": embed, "weight_decay": 0.0, "lr": lr * embed_lr_mult},
         {"params": no_decay, "weight_decay": 0.0, "lr": lr},
     ]
     groups = [g for g in groups if g["params"]]

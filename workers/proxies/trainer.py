@@ -44,6 +44,7 @@ class TrainSettings:
     batch_size: int = 32
     micro_batch_size: int | None = None
     weight_decay: float = 0.1
+    embed_lr_mult: float = 1.0
     warmup_fraction: float = 0.05
     schedule: str = "cosine"
     decay_fraction: float = 0.2
@@ -60,6 +61,8 @@ class TrainSettings:
             raise ProxyConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.batch_size < 1:
             raise ProxyConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not self.embed_lr_mult > 0:
+            raise ProxyConfigError(f"embed_lr_mult must be positive, got {self.embed_lr_mult}")
         if self.micro_batch_size is not None and not 1 <= self.micro_batch_size <= self.batch_size:
             raise ProxyConfigError(f"micro_batch_size must be between 1 and batch_size ({self.batch_size})")
         if self.schedule not in SCHEDULES:
@@ -201,7 +204,11 @@ def train(
     device = resolve_device(settings.device)
     net = task.model.to(device)
     optimizer = make_optimizer(
-        net, task.model.cfg.scaling, lr=settings.learning_rate, weight_decay=settings.weight_decay
+        net,
+        task.model.cfg.scaling,
+        lr=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        embed_lr_mult=settings.embed_lr_mult,
     )
     micro_steps, micro_size = settings.accumulation
     per_step = micro_steps * micro_size * (task.units_per_sample if unit == "tokens" else 1)
