@@ -206,9 +206,15 @@ def test_numpy_params_are_stored_as_plain_numbers(storage_url: str) -> None:
     assert study.trial(0).params == {"lr": 0.5, "layers": 4, "dims": [1, 2]}
 
 
-def test_history_cache_sees_every_change_another_process_makes(storage_url: str) -> None:
+@pytest.mark.parametrize("open_listed", [500, 2], ids=["named", "from-lowest-open"])
+def test_history_cache_sees_every_change_another_process_makes(
+    storage_url: str, open_listed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The ask path reads only new and unfinished trials; what it decides from must equal a
-    full read after enqueues, claims, completions, failures and recovery by other workers."""
+    full read after enqueues, claims, completions, failures and recovery by other workers,
+    whether it names the unfinished trials or, past ``OPEN_LISTED`` of them, reads from the
+    lowest one up."""
+    monkeypatch.setattr(HistoryCache, "OPEN_LISTED", open_listed)
     space = get_builtin("branin")
     mine = create_study("cache", storage_url, search_space=space, heartbeat_timeout=5.0)
     other = load_study("cache", storage_url)
