@@ -52,7 +52,7 @@ class GPBayesOpt(Algorithm):
     expected improvement maximised over the unit cube.
 
     Every trial runs at the full budget (BO here does not use the fidelity). The first
-    ``n_initial`` trials are random (default max(5, d + 1)). EI is maximised over ``candidates``
+    ``n_initial`` trials are random (default d + 1, from 5 to 10: one point a dimension would spend a 64-dimensional space's whole budget on random points). EI is maximised over ``candidates``
     Sobol points plus Gaussian perturbations of the best points, and the best candidate whose
     configuration has not been tried is proposed. ``xi`` is the improvement EI demands, in
     units of the observed scores' standard deviation. ``max_points`` caps the GP's training
@@ -74,7 +74,7 @@ class GPBayesOpt(Algorithm):
         super().__init__(*args, **kwargs)
         d = len(self.space.dimensions)
         if self.settings["n_initial"] is None:
-            self.n_initial = max(5, d + 1)
+            self.n_initial = min(max(5, d + 1), 10)
         else:
             self.n_initial = self.setting("n_initial", int, minimum=1)
         self.candidates = self.setting("candidates", int, minimum=1)
@@ -134,14 +134,22 @@ class GPBayesOpt(Algorithm):
         return self._fitted[1]
 
     def _candidates(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Sobol points over the cube, and Gaussian steps (two scales) around the best points:
-        EI's maximum is usually near the incumbent, which a global design samples sparsely."""
+        """Sobol points over the cube, Gaussian steps (two scales) around the best points, and
+        the best points with one coordinate drawn anew (SMAC's one-exchange neighbourhood):
+        EI's maximum is usually near the incumbent, which a global design samples sparsely,
+        and a small step never changes a categorical or integer value, which a redrawn
+        coordinate does (on counting-ones, 8 of 16 or 32 of 64 dimensions are binary)."""
         d = x.shape[1]
         sobol = qmc.Sobol(d, scramble=True, seed=rng).random_base2(max(0, math.ceil(math.log2(self.candidates))))
         centres = x[np.argsort(y, kind="stable")[:_LOCAL_CENTRES]]
         scales = np.where(np.arange(_LOCAL_PER_CENTRE) % 2 == 0, 0.05, 0.005)[:, None]
         local = centres[:, None, :] + rng.standard_normal((len(centres), _LOCAL_PER_CENTRE, d)) * scales
-        return np.vstack([sobol, np.clip(local.reshape(-1, d), 0.0, 1.0)])
+        exchanged = np.repeat(centres, _LOCAL_PER_CENTRE, axis=0)
+        rate = np.minimum(0.5, np.array([1.0, 2.0, 4.0, 8.0])[np.arange(len(exchanged)) % 4] / d)[:, None]
+        redraw = rng.random(exchanged.shape) < rate
+        redraw[np.arange(len(exchanged)), rng.integers(0, d, len(exchanged))] = True
+        exchanged[redraw] = rng.random(int(redraw.sum()))
+        return np.vstack([sobol, np.clip(local.reshape(-1, d), 0.0, 1.0), exchanged])
 
 
 def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.0) -> np.ndarray:
@@ -170,7 +178,8 @@ def _fit_kernel(x: np.ndarray, y: np.ndarray) -> Kernel:
     """Matern 5/2 ARD + white noise, hyperparameters by maximum likelihood on the best
     ``_FIT_POINTS`` points."""
     d = x.shape[1]
-    kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(np.full(d, 0.3), (1e-2, 1e2), nu=2.5) + WhiteKernel(
+    scales = np.full(d, 0.3) if len(x) >= 2 * d else 0.3
+    kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(scales, (1e-2, 1e2), nu=2.5) + WhiteKernel(
         1e-3, (1e-8, 1e-1)
     )
     subset = np.sort(np.argsort(y, kind="stable")[:_FIT_POINTS])
