@@ -103,8 +103,9 @@ FIXED = {
     "batch_size": 8,
     "base_width": 64,
     "init_std": 0.02,
-    "output_mult": 1.0,
+    "output_mult": 2.0,  # tuned at the base width (see the docstring)
     "attn_mult": 1.0,
+    "embed_lr_mult": 32.0,  # tuned at the base width (see the docstring)
     "weight_decay": 0.1,
     "warmup_fraction": 0.05,
     "schedule": "cosine",

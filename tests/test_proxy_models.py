@@ -87,6 +87,19 @@ def test_parameterizations_scale_attention_learning_rate_and_branches() -> None:
     assert lrs[id(model.embed.weight)] == pytest.approx(0.01)
     assert lrs[id(model.readout.weight)] == pytest.approx(0.01)
 
+    # embed_lr_mult: the token and position embeddings only, the same factor at every width
+    for param in ("mup", "sp"):
+        model = build_gpt(GPTConfig(width=256, param=param, base_width=64))
+        optimizer = make_optimizer(model, model.cfg.scaling, lr=0.01, weight_decay=0.1, embed_lr_mult=8.0)
+        lrs = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+        assert lrs[id(model.embed.weight)] == pytest.approx(0.08)
+        assert lrs[id(model.pos_embed.weight)] == pytest.approx(0.08)
+        assert lrs[id(model.ln_f.weight)] == pytest.approx(0.01)
+        assert lrs[id(model.readout.weight)] == pytest.approx(0.01)
+        hidden = 0.01 / 4 if param == "mup" else 0.01
+        assert lrs[id(model.blocks[0].mlp.fc.weight)] == pytest.approx(hidden)
+        assert all(g["initial_lr"] == g["lr"] for g in optimizer.param_groups)
+
 
 def test_bad_model_settings_are_clear_errors() -> None:
     with pytest.raises(ProxyConfigError, match="unknown parameterization 'mu'"):

@@ -119,6 +119,8 @@ def test_unknown_settings_are_named_with_the_known_ones() -> None:
         split_config("mlp", {"attn_mult": 2.0})
     with pytest.raises(ProxyConfigError, match="unknown schedule 'linear'"):
         split_config("gpt", {"schedule": "linear"})
+    with pytest.raises(ProxyConfigError, match="embed_lr_mult must be positive"):
+        split_config("gpt", {"embed_lr_mult": 0.0})
 
 
 def test_schedules_warm_up_then_decay() -> None:

@@ -254,18 +254,16 @@ class _Driver:
 
         self.ray = ray
         self.study = study
-        self.objective = objective
         self.workers = workers
         self.max_trials = max_trials
         self.deadline = None if timeout is None else time.time() + timeout
         self.heartbeat_interval = heartbeat_interval
-        # The driver's import path goes into each worker's environment, so a module:function
-        # spec or a pickled callable from the user's own modules imports there too (Ray
-        # unpickles a callable before any code of ours could extend sys.path).
-        path = os.pathsep.join([*_import_path(), *filter(None, [os.environ.get("PYTHONPATH")])])
-        self.actor_class = ray.remote(SweepWorker).options(
-            num_cpus=cpus, num_gpus=gpus, max_restarts=0, runtime_env={"env_vars": {"PYTHONPATH": path}}
-        )
+        # The driver's import path goes to each worker, so a module:function spec or a pickled
+        # callable from the user's own modules imports there too; the callable is pickled here
+        # so that Ray does not unpickle it before the worker has extended sys.path.
+        self.import_path = [*_import_path(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        self.objective_arg = objective if isinstance(objective, str) else ray.cloudpickle.dumps(objective)
+        self.actor_class = ray.remote(SweepWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0)
         self.run_id = uuid.uuid4().hex[:6]
         self.storage_url = study.store.url.render_as_string(hide_password=False)
         self.slots: list[_Slot] = []
@@ -299,7 +297,7 @@ class _Driver:
     def _start_worker(self) -> None:
         token = f"ray-{self.run_id}-{self.started}"
         self.started += 1
-        actor = self.actor_class.remote(self.storage_url, self.study.name, self.objective, token)
+        actor = self.actor_class.remote(self.storage_url, self.study.name, self.objective_arg, token, self.import_path)
         identity = actor.identity.remote()  # first: an actor runs its calls in order, and run() is long
         run = actor.run.remote(self.max_trials, self.deadline, self.heartbeat_interval)
         self.slots.append(_Slot(actor, token, identity, run))

@@ -18,6 +18,7 @@ and stops it at a rung where it is not in the top 1/eta (as Ray Tune's ASHA sche
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -150,27 +151,39 @@ class ASHA(Algorithm):
         rng = self.rng(history)
         if self.mode == "stopping":
             return Proposal(self.sample_new(history, rng), self.brackets[0][-1], {"bracket": 0})
+        by_rung = self._rungs(history)
         for bracket, budgets in enumerate(self.brackets):
-            promotion = self._promotion(history, bracket, budgets)
+            promotion = self._promotion(history, bracket, budgets, by_rung)
             if promotion is not None:
                 return promotion
-        starts = [sum(1 for t in history.trials if t.attrs.get("bracket") == b and t.attrs.get("rung") == 0) for b in range(len(self.brackets))]
+        starts = [len(by_rung.get((b, 0), ())) for b in range(len(self.brackets))]
         bracket = int(np.argmin(starts))  # round robin over brackets
         return Proposal(self.sample_new(history, rng), self.brackets[bracket][0], {"bracket": bracket, "rung": 0})
 
-    def _promotion(self, history: History, bracket: int, budgets: list[float]) -> Proposal | None:
-        by_rung: dict[int, list[FrozenTrial]] = {}  # one pass over the history, not one per rung
+    @staticmethod
+    def _rungs(history: History) -> dict[tuple[Any, Any], list[FrozenTrial]]:
+        """The trials of each (bracket, rung), in trial order: one pass over the history per
+        ask, which with thousands of trials is most of what an ask costs."""
+        by_rung: dict[tuple[Any, Any], list[FrozenTrial]] = {}
         for t in history.trials:
-            if t.attrs.get("bracket") == bracket and "rung" in t.attrs:
-                by_rung.setdefault(t.attrs["rung"], []).append(t)
+            attrs = t.attrs
+            if "rung" in attrs:
+                by_rung.setdefault((attrs.get("bracket"), attrs["rung"]), []).append(t)
+        return by_rung
+
+    def _promotion(
+        self, history: History, bracket: int, budgets: list[float], by_rung: dict[tuple[Any, Any], list[FrozenTrial]]
+    ) -> Proposal | None:
         for k in range(len(budgets) - 2, -1, -1):
-            recorded = [t for t in by_rung.get(k, []) if t.state.is_finished]
-            top = sorted((t for t in recorded if math.isfinite(history.score(t))), key=history.score)
-            top = top[: int(len(recorded) // self.eta)]
-            promoted = {t.attrs.get("parent") for t in by_rung.get(k + 1, [])}
-            for trial in top:
-                if trial.number not in promoted:
-                    attrs = {"bracket": bracket, "rung": k + 1, "parent": trial.number}
+            recorded = [t for t in by_rung.get((bracket, k), ()) if t.state.is_finished]
+            n_top = int(len(recorded) // self.eta)
+            if n_top == 0:
+                continue
+            scored = [(score, t.number, t) for t in recorded if math.isfinite(score := history.score(t))]
+            promoted = {t.attrs.get("parent") for t in by_rung.get((bracket, k + 1), ())}
+            for _, number, trial in heapq.nsmallest(n_top, scored):  # the top 1/eta, ties by number
+                if number not in promoted:
+                    attrs = {"bracket": bracket, "rung": k + 1, "parent": number}
                     return Proposal(dict(trial.params), budgets[k + 1], attrs)
         return None
 
