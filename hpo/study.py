@@ -70,7 +70,8 @@ class Study:
 
     @cached_property
     def algorithm_instance(self) -> Algorithm:
-        """The study's algorithm, rebuilt from its name, settings and space (it keeps no state)."""
+        """The study's algorithm, rebuilt from its name, settings and space (it keeps nothing but
+        caches of what it derived from the history, so any process decides alike)."""
         if self.search_space is None:
             raise StoreError(
                 f"study {self.name!r} has no search space, so its algorithm cannot propose trials; "

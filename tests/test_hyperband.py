@@ -128,3 +128,34 @@ def test_history_scores_failures_as_worst(sqlite_url: str) -> None:
     assert history.score(study.trial(a.number)) == -2.0
     assert math.isinf(history.score(study.trial(b.number)))
     assert len(history.bad_hashes) == 1
+
+
+@pytest.mark.parametrize("brackets", [1, 3])
+def test_asha_decides_as_a_fresh_process_would_through_a_growing_study(sqlite_url: str, brackets: int) -> None:
+    """The study's ASHA keeps an index of its rungs between asks; each of its 150 proposals,
+    made while trials run, fail, diverge and finish out of order, must equal the one a fresh
+    ASHA makes from the same history, and so must a proposal from a history it never saw."""
+    settings = {"seed": 5, "brackets": brackets}
+    study = hpo.create_study(f"asha-index-{brackets}", sqlite_url, search_space=space(1, 27), algorithm="asha",
+                             algorithm_settings=settings)
+    running: list = []
+    for i in range(150):
+        history = History(study.trials, study.direction)
+        fresh = make_algorithm("asha", study.search_space, study.direction, settings).propose(history)
+        trial = study.ask("w")
+        assert (dict(trial.params), trial.budget, {k: trial.attrs.get(k) for k in ("bracket", "rung", "parent")}) == (
+            fresh.config, fresh.budget, {k: fresh.attrs.get(k) for k in ("bracket", "rung", "parent")}
+        ), i
+        running.append(trial)
+        if len(running) >= 4:  # finish out of order: the second oldest first
+            done = running.pop(1)
+            if i % 11 == 0:
+                study.fail(done, "boom")
+            elif i % 13 == 0:
+                study.diverge(done, "nan")
+            else:
+                study.tell(done, (done.params["x"] - 0.3) ** 2 + (done.params["y"] - 0.7) ** 2 + 1.0 / done.budget)
+    kept = study.algorithm_instance
+    assert kept.propose(History(study.trials[:40], study.direction)) == make_algorithm(
+        "asha", study.search_space, study.direction, settings
+    ).propose(History(study.trials[:40], study.direction))

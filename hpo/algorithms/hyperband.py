@@ -18,7 +18,7 @@ and stops it at a rung where it is not in the top 1/eta (as Ray Tune's ASHA sche
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -142,6 +142,7 @@ class ASHA(Algorithm):
         n_brackets = min(self.setting("brackets", int, minimum=1), len(budgets))
         # Bracket b starts at rung b: fewer, longer first evaluations.
         self.brackets = [budgets[b:] for b in range(n_brackets)]
+        self._index = _RungIndex()
 
     @property
     def stops_early(self) -> bool:
@@ -151,41 +152,15 @@ class ASHA(Algorithm):
         rng = self.rng(history)
         if self.mode == "stopping":
             return Proposal(self.sample_new(history, rng), self.brackets[0][-1], {"bracket": 0})
-        by_rung = self._rungs(history)
+        index = self._index.update(history)
         for bracket, budgets in enumerate(self.brackets):
-            promotion = self._promotion(history, bracket, budgets, by_rung)
-            if promotion is not None:
-                return promotion
-        starts = [len(by_rung.get((b, 0), ())) for b in range(len(self.brackets))]
-        bracket = int(np.argmin(starts))  # round robin over brackets
+            for k in range(len(budgets) - 2, -1, -1):
+                parent = index.promotable(bracket, k, self.eta)
+                if parent is not None:
+                    attrs = {"bracket": bracket, "rung": k + 1, "parent": parent.number}
+                    return Proposal(dict(parent.params), budgets[k + 1], attrs)
+        bracket = int(np.argmin([index.starts(b) for b in range(len(self.brackets))]))  # round robin
         return Proposal(self.sample_new(history, rng), self.brackets[bracket][0], {"bracket": bracket, "rung": 0})
-
-    @staticmethod
-    def _rungs(history: History) -> dict[tuple[Any, Any], list[FrozenTrial]]:
-        """The trials of each (bracket, rung), in trial order: one pass over the history per
-        ask, which with thousands of trials is most of what an ask costs."""
-        by_rung: dict[tuple[Any, Any], list[FrozenTrial]] = {}
-        for t in history.trials:
-            attrs = t.attrs
-            if "rung" in attrs:
-                by_rung.setdefault((attrs.get("bracket"), attrs["rung"]), []).append(t)
-        return by_rung
-
-    def _promotion(
-        self, history: History, bracket: int, budgets: list[float], by_rung: dict[tuple[Any, Any], list[FrozenTrial]]
-    ) -> Proposal | None:
-        for k in range(len(budgets) - 2, -1, -1):
-            recorded = [t for t in by_rung.get((bracket, k), ()) if t.state.is_finished]
-            n_top = int(len(recorded) // self.eta)
-            if n_top == 0:
-                continue
-            scored = [(score, t.number, t) for t in recorded if math.isfinite(score := history.score(t))]
-            promoted = {t.attrs.get("parent") for t in by_rung.get((bracket, k + 1), ())}
-            for _, number, trial in heapq.nsmallest(n_top, scored):  # the top 1/eta, ties by number
-                if number not in promoted:
-                    attrs = {"bracket": bracket, "rung": k + 1, "parent": number}
-                    return Proposal(dict(trial.params), budgets[k + 1], attrs)
-        return None
 
     def should_continue(self, trial: FrozenTrial, budget: float, value: float, peers: Iterable[float]) -> bool:
         """Stopping mode: at a rung budget, go on only while in the top 1/eta of the values
@@ -198,3 +173,76 @@ class ASHA(Algorithm):
         scores = sorted([s for s in map(self.loss, peers) if math.isfinite(s)] + [score])
         keep = max(1, int(len(scores) // self.eta))
         return score <= scores[keep - 1]
+
+
+class _RungIndex:
+    """ASHA's view of a history, kept between asks: for each (bracket, rung), how many trials
+    finished there, their finite scores in order, and which of them were promoted.
+
+    A finished trial never changes, so an ask folds in only the trials it has not seen
+    finished (sorting every rung on every ask was most of an ask's cost with thousands of
+    trials). A history that is not the last one plus new trials (a finished trial changed or
+    missing: another study's, or one made by hand) is indexed from scratch, so a proposal
+    is always the one a fresh process would make from the same history.
+    """
+
+    def __init__(self) -> None:
+        self._reset(None)
+
+    def _reset(self, direction: Any) -> None:
+        self._direction = direction
+        self._done: dict[int, FrozenTrial] = {}
+        self._recorded: dict[tuple[Any, Any], int] = {}
+        self._ranked: dict[tuple[Any, Any], list[tuple[float, int, FrozenTrial]]] = {}
+        self._promoted: dict[tuple[Any, Any], set[Any]] = {}
+        self._started: dict[Any, int] = {}
+        self._open_started: dict[Any, int] = {}
+
+    def update(self, history: History) -> "_RungIndex":
+        if history.direction != self._direction or not self._fold(history):
+            self._reset(history.direction)
+            self._fold(history)
+        return self
+
+    def _fold(self, history: History) -> bool:
+        """Fold in what is new; False if the history contradicts what was folded before."""
+        known, seen = len(self._done), 0
+        self._open_started = {}
+        for t in history.trials:
+            old = self._done.get(t.number)
+            if old is not None:
+                if old is not t and (old.state, old.value, old.attrs) != (t.state, t.value, t.attrs):
+                    return False
+                seen += 1
+                continue
+            attrs = t.attrs
+            key = (attrs.get("bracket"), attrs["rung"]) if "rung" in attrs else None
+            if key is not None and "parent" in attrs:
+                self._promoted.setdefault(key, set()).add(attrs["parent"])  # a parent stays promoted
+            if not t.state.is_finished:
+                if key is not None and key[1] == 0:
+                    self._open_started[key[0]] = self._open_started.get(key[0], 0) + 1
+                continue
+            self._done[t.number] = t
+            if key is None:
+                continue
+            if key[1] == 0:
+                self._started[key[0]] = self._started.get(key[0], 0) + 1
+            self._recorded[key] = self._recorded.get(key, 0) + 1
+            score = history.score(t)
+            if math.isfinite(score):
+                bisect.insort(self._ranked.setdefault(key, []), (score, t.number, t))
+        return seen == known
+
+    def promotable(self, bracket: int, rung: int, eta: float) -> FrozenTrial | None:
+        """The best trial of the rung's top 1/eta (ties by number) not yet promoted from it."""
+        n_top = int(self._recorded.get((bracket, rung), 0) // eta)
+        promoted = self._promoted.get((bracket, rung + 1), set())
+        for _, number, trial in self._ranked.get((bracket, rung), [])[:n_top]:
+            if number not in promoted:
+                return trial
+        return None
+
+    def starts(self, bracket: int) -> int:
+        """Trials started in the bracket's first rung, finished or not."""
+        return self._started.get(bracket, 0) + self._open_started.get(bracket, 0)
