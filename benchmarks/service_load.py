@@ -13,8 +13,8 @@ intermediate value each), and one stored scaling fit, so ``/recommend`` (no law 
 answers for Step Law, DeepSeek and that fit with its bootstrap interval. Trial pages start at
 random offsets, so no page is answered twice: each is a slice of the study's trials that every
 server process keeps encoded (``hpo.service.trial_pages``, re-read at most twice a second).
-Before the clock starts each endpoint is asked on 8 connections per server process, so every
-process has read the study (about 0.5 s for 10,000 trials, once).
+Each endpoint first gets ``WARM_S`` seconds of the same load, not measured, so that every
+server process has read the study (about 0.5 s for 10,000 trials, once) before the window.
 
 On a 2-core machine the load generator and the server share the cores; with closed-loop
 clients the latency is bounded below by concurrency / throughput (200 clients at 1,000
@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TARGETS_MS = {"recommend": 50.0, "trials_page": 200.0}
+#: Seconds of load on each endpoint before the measured window.
+WARM_S = 2.0
 
 
 def build_store(path: Path, n_trials: int) -> str:
@@ -111,15 +113,6 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, p
     return status
 
 
-async def _warm(base: str, paths: list[str], workers: int) -> None:
-    """Each path once on many connections at a time, so that every server process has done
-    its imports and read the study before the clock starts (one request warms one process)."""
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        for path in paths:
-            answers = await asyncio.gather(*(client.get(path, headers={"Connection": "close"}) for _ in range(8 * workers)))
-            assert all(a.status_code == 200 for a in answers), path
-
-
 async def _load(base: str, make_path: Any, clients: int, seconds: float) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
@@ -169,7 +162,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "recommend": lambda rng: f"/recommend?params={rng.choice(['1e9', '7e9', '7e10'])}&tokens={rng.choice(['1e11', '2e12'])}",
                 "trials_page": lambda rng: f"/api/studies/load/trials?limit=100&offset={rng.randrange(0, args.trials - 100)}&sort=value",
             }
-            asyncio.run(_warm(base, [endpoints["recommend"](random.Random(0)), endpoints["trials_page"](random.Random(0))], args.workers))
+            for make in endpoints.values():  # warm-up, not measured: every server process reads the study once
+                asyncio.run(_load(base, make, args.clients, WARM_S))
             results = {name: asyncio.run(_load(base, make, args.clients, args.seconds)) for name, make in endpoints.items()}
         finally:
             proc.terminate()

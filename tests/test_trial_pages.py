@@ -128,3 +128,40 @@ def test_a_configuration_enqueued_through_the_server_is_on_its_next_page(tmp_pat
         after = httpx.get(f"{base}/api/studies/mixed/trials", params={"sort": "number", "order": "desc", "limit": 1}).json()
     assert after["total"] == before["total"] + 1 == 28
     assert after["trials"][0]["number"] == posted.json()["number"] and after["trials"][0]["state"] == "queued"
+
+
+def test_pages_answered_before_routing_equal_the_stores_and_odd_queries_get_the_apps_errors(tmp_path: Path) -> None:
+    """Through the server: plainly valid queries (answered before routing) give the store's
+    pages; anything else is still validated by the app, with its status and field."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    study = _mixed_study(url)
+    store = study.store
+    valid = [
+        ("", {}),
+        ("sort=value&order=desc&limit=7&offset=3", {"sort": "value", "descending": True, "limit": 7, "offset": 3}),
+        ("state=completed&state=failed&sort=finished_at", {"states": ["completed", "failed"], "sort": "finished_at"}),
+        ("limit=0100&offset=0", {"limit": 100}),
+    ]
+    odd = [
+        ("limit=0", 422, "query.limit"), ("limit=1001", 422, "query.limit"), ("offset=-1", 422, "query.offset"),
+        ("offset=", 422, "query.offset"), ("limit=1e2", 422, "query.limit"), ("sort=colour", 422, "query.sort"),
+        ("order=up", 422, "query.order"), ("state=done", 422, "query.state.0"),
+    ]
+    with serving(url, token=None) as base:
+        for query, kw in valid:
+            states = kw.get("states")
+            total, trials = store.trial_page(
+                study.id, states=[TrialState(s) for s in states] if states else None, sort=kw.get("sort", "number"),
+                descending=kw.get("descending", False), offset=kw.get("offset", 0), limit=kw.get("limit", 100),
+            )
+            got = httpx.get(f"{base}/api/studies/mixed/trials?{query}")
+            assert got.status_code == 200 and got.headers["content-type"] == "application/json", query
+            assert got.json() == {"total": total, "offset": kw.get("offset", 0), "limit": kw.get("limit", 100),
+                                  "trials": [trial_json(t) for t in trials]}, query
+        for query, status, field in odd:
+            got = httpx.get(f"{base}/api/studies/mixed/trials?{query}")
+            assert (got.status_code, got.json()["field"]) == (status, field), query
+        repeated = httpx.get(f"{base}/api/studies/mixed/trials?limit=5&limit=6")  # the app's rule: the last one
+        assert repeated.status_code == 200 and repeated.json()["limit"] == 6
+        unknown = httpx.get(f"{base}/api/studies/nope/trials?limit=5")
+        assert unknown.status_code == 404 and unknown.json()["field"] == "name"

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import secrets
 from importlib.metadata import version
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from db.errors import StudyNotFoundError
 from db.models import Direction, TrialState
 from hpo.service.errors import APIError
 from hpo.service.records import fit_json, study_json, study_summary, trial_json
@@ -24,6 +27,7 @@ VERSION = version("hposcale")
 
 SortKey = Literal["number", "value", "budget", "state", "created_at", "finished_at"]
 StateName = Literal["queued", "running", "completed", "pruned", "failed", "diverged"]
+MAX_OFFSET, MAX_LIMIT, DEFAULT_LIMIT = 10_000_000, 1000, 100
 
 
 def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
@@ -105,8 +109,8 @@ async def list_trials(
     state: Annotated[list[StateName] | None, Query()] = None,
     sort: SortKey = "number",
     order: Literal["asc", "desc"] = "asc",
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Response:
     """Answered from :class:`~hpo.service.trial_pages.TrialPages`, already encoded."""
     body = await request.app.state.trial_pages.page(
@@ -117,6 +121,77 @@ async def list_trials(
 
 router.get("/studies/{name}/trials", summary="A page of a study's trials, filtered by state and sorted",
            response_model=dict[str, Any])(list_trials)
+
+
+class TrialPagesFirst:
+    """ASGI middleware: a ``GET /api/studies/{name}/trials`` whose query is plainly valid
+    (known keys, each once but ``state``, values in range) is answered from the trial pages
+    before routing; anything else, and an unknown study, goes to the app, whose validation and
+    errors stay the only ones. Routing and validating five query parameters cost about 0.3 ms
+    of a page's 0.35 ms in process, so under ``benchmarks/service_load.py`` the framework, not
+    the page, set the latency."""
+
+    _SORTS = frozenset(get_args(SortKey))
+    _STATES = frozenset(get_args(StateName))
+    _INTS = {"offset": (0, MAX_OFFSET), "limit": (1, MAX_LIMIT)}
+
+    def __init__(self, app: ASGIApp, pages: Any) -> None:
+        self.app = app
+        self.pages = pages
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = self._study(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
+        query = None if name is None else self._query(scope["query_string"])
+        if query is not None:
+            try:
+                body = await self.pages.page(name, **query)
+            except StudyNotFoundError:
+                pass  # the app answers it: 404 naming the field
+            else:
+                headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _study(scope: Scope) -> str | None:
+        path: str = scope["path"]
+        if not (path.startswith("/api/studies/") and path.endswith("/trials")):
+            return None
+        name = path[len("/api/studies/") : -len("/trials")]
+        return name if name and "/" not in name else None
+
+    @classmethod
+    def _query(cls, raw: bytes) -> dict[str, Any] | None:
+        try:
+            pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        query: dict[str, Any] = {"states": [], "sort": "number", "descending": False, "offset": 0, "limit": DEFAULT_LIMIT}
+        seen: set[str] = set()
+        for key, value in pairs:
+            if key == "state":
+                if value not in cls._STATES:
+                    return None
+                query["states"].append(value)
+                continue
+            if key in seen:
+                return None
+            seen.add(key)
+            if key in cls._INTS:
+                low, high = cls._INTS[key]
+                if not (value.isascii() and value.isdigit() and low <= int(value) <= high):
+                    return None
+                query[key] = int(value)
+            elif key == "sort" and value in cls._SORTS:
+                query["sort"] = value
+            elif key == "order" and value in ("asc", "desc"):
+                query["descending"] = value == "desc"
+            else:
+                return None
+        query["states"] = query["states"] or None
+        return query
 
 
 @router.get("/studies/{name}/trials/{number}", summary="One trial with its intermediate values")

@@ -28,6 +28,7 @@ def create_app(storage: str | None = None, *, token: str | None = None) -> FastA
     app.get("/recommend", include_in_schema=False)(api.recommend_json)
     app.include_router(pages.router)
     app.add_middleware(AnsweredQueries, recommender=app.state.recommender)
+    app.add_middleware(api.TrialPagesFirst, pages=app.state.trial_pages)
     return app
 
 
