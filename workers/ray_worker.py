@@ -19,7 +19,7 @@ import sys
 
 from ray import cloudpickle
 
-from hpo.runner import Objective, work
+from hpo.runner import work
 from hpo.study import load_study
 from workers.objectives import resolve_objective
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.errors import StudyNotFoundError
-from db.models import Direction, TrialState
+from db.models import Direction
 from hpo.service.errors import APIError
 from hpo.service.records import fit_json, study_json, study_summary, trial_json
 
