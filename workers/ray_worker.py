@@ -4,9 +4,10 @@ It is a plain class; :mod:`workers.sweep` turns it into an actor with the resour
 needs (``num_cpus``, ``num_gpus``), so Ray places it and sets ``CUDA_VISIBLE_DEVICES``. The
 driver's import path comes as an argument and the objective pickled, unpickled only once that
 path is on ``sys.path`` (where a ``module:function`` or a pickled function of the user's own
-modules is found): a ``runtime_env`` would do the same, but Ray then starts a new process for
-every actor instead of handing it one of the workers it keeps started, which put 0.3-1.3 s
-between the first and the last of 8 workers on 2 cores. The actor talks to the study store directly:
+modules is found). A ``runtime_env`` would do the same, but an actor with one cannot take any
+of the worker processes Ray keeps started for the job; on 2 cores the first trials of 8
+workers began 0.3-1.3 s apart with it and 0.65-1.35 s apart without (a loaded machine: no
+clear change). The actor talks to the study store directly:
 trials, intermediate values and heartbeats never go through the driver, which only watches
 the store and replaces workers that die.
 """

@@ -52,8 +52,9 @@ class GPBayesOpt(Algorithm):
     expected improvement maximised over the unit cube.
 
     Every trial runs at the full budget (BO here does not use the fidelity). The first
-    ``n_initial`` trials are random (default d + 1, from 5 to 10: one point a dimension would spend a 64-dimensional space's whole budget on random points). EI is maximised over ``candidates``
-    Sobol points plus Gaussian perturbations of the best points, and the best candidate whose
+    ``n_initial`` trials are random (default d + 1, clipped to 5-10: one point a dimension
+    would spend a 64-dimensional space's whole budget on random points). EI is maximised over
+    ``candidates`` Sobol points plus perturbations of the best points, and the best candidate whose
     configuration has not been tried is proposed. ``xi`` is the improvement EI demands, in
     units of the observed scores' standard deviation. ``max_points`` caps the GP's training
     set (the best observations plus the most recent) so an ask stays fast with thousands of
@@ -135,7 +136,8 @@ class GPBayesOpt(Algorithm):
 
     def _candidates(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Sobol points over the cube, Gaussian steps (two scales) around the best points, and
-        the best points with one coordinate drawn anew (SMAC's one-exchange neighbourhood):
+        the best points with 1-8 coordinates drawn anew (at least one, as in SMAC's one-exchange
+        neighbourhood):
         EI's maximum is usually near the incumbent, which a global design samples sparsely,
         and a small step never changes a categorical or integer value, which a redrawn
         coordinate does (on counting-ones, 8 of 16 or 32 of 64 dimensions are binary)."""
@@ -175,8 +177,9 @@ def _training_set(scored: list[tuple[Any, float]], limit: int) -> list[tuple[Any
 
 
 def _fit_kernel(x: np.ndarray, y: np.ndarray) -> Kernel:
-    """Matern 5/2 ARD + white noise, hyperparameters by maximum likelihood on the best
-    ``_FIT_POINTS`` points."""
+    """Matern 5/2 + white noise, hyperparameters by maximum likelihood on the best
+    ``_FIT_POINTS`` points: one length scale per dimension (ARD) once there are twice as many
+    points as dimensions, one shared before (fewer points cannot determine d length scales)."""
     d = x.shape[1]
     scales = np.full(d, 0.3) if len(x) >= 2 * d else 0.3
     kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(scales, (1e-2, 1e2), nu=2.5) + WhiteKernel(

@@ -20,6 +20,7 @@ from db.errors import StudyNotFoundError
 from db.models import Direction
 from hpo.service.errors import APIError
 from hpo.service.records import fit_json, study_json, study_summary, trial_json
+from hpo.service.trial_pages import TrialPages
 
 router = APIRouter(prefix="/api")
 #: Read once: importlib.metadata reads the installed package's files on every call (0.5 ms).
@@ -135,7 +136,7 @@ class TrialPagesFirst:
     _STATES = frozenset(get_args(StateName))
     _INTS = {"offset": (0, MAX_OFFSET), "limit": (1, MAX_LIMIT)}
 
-    def __init__(self, app: ASGIApp, pages: Any) -> None:
+    def __init__(self, app: ASGIApp, pages: TrialPages) -> None:
         self.app = app
         self.pages = pages
 
