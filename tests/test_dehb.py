@@ -1,4 +1,4 @@
-"""DEHB on real stores: its first iteration is Hyperband, its DE operators and selection, its
+"""DEHB on real stores: its first iteration (Hyperband's brackets and promotions), its DE operators and selection, its
 determinism from the history alone, asks from many processes, and its quality against random."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def test_bad_dehb_settings_are_one_line_errors() -> None:
         make_algorithm("dehb-async", space(), hpo.Direction.MINIMIZE, {"mutation_factor": 0})
 
 
-def test_first_iteration_is_hyperband_then_de_takes_over(sqlite_url: str) -> None:
+def test_first_iteration_seeds_the_populations_then_de_takes_over(sqlite_url: str) -> None:
     assert [[(r.n, r.budget) for r in b] for b in bracket_schedule(1, 9, 3)] == FIRST_ITERATION
     study = dehb_study(sqlite_url)
     hpo.optimize(study, quadratic, n_trials=22)
@@ -54,6 +54,20 @@ def test_first_iteration_is_hyperband_then_de_takes_over(sqlite_url: str) -> Non
             below = sorted((u for u in trials if u.attrs["bracket"] == t.attrs["bracket"] and u.attrs["rung"] == t.attrs["rung"] - 1), key=lambda u: u.value)
             assert by_number[t.attrs["parent"]] in below[: len(below) // 3]
             assert by_number[t.attrs["parent"]].params == t.params
+
+    # The smaller brackets' first rungs: best/1 mutants of the best n one budget lower, as
+    # the reference implementation evolves where no promotion is possible; not random.
+    encode = space().encode
+    mutants = [t for t in trials if t.attrs.get("mutant")]
+    assert [(t.attrs["bracket"], t.budget) for t in mutants] == [(1, 3)] * 5 + [(2, 9)] * 3
+    for t in mutants:
+        below = sorted((u for u in trials if u.number < t.number and u.budget == t.budget / 3), key=lambda u: u.value)
+        pool = [encode(u.params) for u in below[: FIRST_ITERATION[t.attrs["bracket"]][0][0]]]
+        point = encode(t.params)
+        assert any(
+            np.allclose(point, pool[0] + 0.3 * (a - b), atol=1e-9)
+            for i, a in enumerate(pool) for j, b in enumerate(pool) if i != j
+        ), f"trial {t.number} is no best/1 mutant of the rung below's best"
 
     hpo.optimize(study, quadratic, n_trials=9)  # the second iteration's first rung: DE at budget 1
     de = study.trials[22:]

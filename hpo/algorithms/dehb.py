@@ -13,7 +13,8 @@ trials so that any number of workers in any number of processes can ask one stud
 How the populations are rebuilt from a study's trials, at every ask:
 
 * The *founders* of the population at a budget are the trials of the first Hyperband
-  iteration (brackets ``0 .. len(schedule) - 1``) evaluated at that budget, in trial-number
+  iteration (brackets ``0 .. len(schedule) - 1``, whether random, promoted or mutants of the
+  budget below: ``attrs["mutant"]``) evaluated at that budget, in trial-number
   order; the population has one slot per founder, named by the founder's trial number
   (the paper's population size per budget: the configurations the first iteration runs there).
   A founder that failed or diverged leaves its slot empty: it is never a parent or a target.
@@ -178,9 +179,13 @@ class _Context:
 class DEHB(Hyperband):
     """Synchronous DEHB (Awad et al., IJCAI 2021).
 
-    Brackets follow Hyperband's schedule. The first iteration (one bracket of each size) runs
-    exactly as Hyperband: random configurations at each bracket's first rung, the top 1/eta
-    promoted when a rung completes. From then on every slot of every rung is a DE trial: its
+    Brackets follow Hyperband's schedule. The first iteration (one bracket of each size) seeds
+    the populations with Hyperband's promotions (the top 1/eta of a rung once it completes),
+    started from random configurations in the largest bracket; each smaller bracket starts its
+    first rung from DE mutants of the parent pool one budget lower (the mutant whole: its slot
+    has no occupant to cross with), as the reference implementation evolves "straight away"
+    where no promotion is possible, so the first iteration's higher budgets already learn from
+    the lower ones. From then on every slot of every rung is a DE trial: its
     target is the next slot of the population at that rung's budget; its mutant draws donors
     from that population (first rung) or from the *parent pool* (higher rungs): the best n
     members (n = the rung's size) of the population one budget lower, which the rung below
@@ -278,9 +283,14 @@ class DEHB(Hyperband):
         self, context: _Context, rung: Rung, level: int, pool: list[FrozenTrial] | None,
         here: list[FrozenTrial], attrs: dict[str, Any],
     ) -> Proposal | None:
-        """First iteration: Hyperband's random start and promotion of the best not yet promoted."""
+        """First iteration: a bracket's first rung starts from random configurations at the
+        lowest budget and, in the smaller brackets, from DE mutants of the best results one
+        budget lower; the higher rungs promote the best of the rung below not yet promoted."""
         if pool is None:
-            return Proposal(self.sample_new(context.history, context.rng), rung.budget, attrs)
+            donors = [m for m in self._parent_pool(context, level, rung.n) if math.isfinite(m.score)] if level > 0 else []
+            if not donors:  # the lowest budget, or nothing finished below it yet: nothing to learn from
+                return Proposal(self.sample_new(context.history, context.rng), rung.budget, attrs)
+            return Proposal(self._trial_config(context, donors, None), rung.budget, {**attrs, "mutant": True})
         promoted = {t.attrs.get("parent") for t in here}
         for parent in pool:
             if parent.number not in promoted:
@@ -295,17 +305,20 @@ class DEHB(Hyperband):
         population = context.population(level)
         slot = population.next_target()
         target = population.occupants.get(slot) if slot is not None else None
-        if pool is None:
-            donors = population.members
-        else:
-            # The parent pool: the best of the population one budget lower, which this
-            # bracket's lower rung has just updated (as the reference implementation does).
-            lower = sorted(context.population(level - 1).members, key=lambda m: m.score)
-            donors = lower[: max(len(pool), 1)]
-            if len(donors) < MUTATIONS[self.mutation]:  # the paper tops a small parent pool up
-                donors += population.members
+        donors = population.members if pool is None else self._parent_pool(context, level, len(pool))
         config = self._trial_config(context, donors, target)
         return Proposal(config, rung.budget, {**attrs, "target": slot})
+
+    def _parent_pool(self, context: _Context, level: int, n: int) -> list[Member]:
+        """The donors of a trial at ``level`` above the lowest rung of its bracket: the best
+        ``n`` members of the population one budget lower (as the reference implementation
+        takes them), topped up from the level's own population when they are fewer than the
+        mutation needs (as the paper does)."""
+        lower = sorted(context.population(level - 1).members, key=lambda m: m.score)
+        donors = lower[: max(n, 1)]
+        if len(donors) < MUTATIONS[self.mutation]:
+            donors += context.population(level).members
+        return donors
 
     def _trial_config(self, context: _Context, donors: list[Member], target: Member | None) -> dict[str, Any]:
         """Mutation, crossover and repair, redrawn while the result is a configuration already
