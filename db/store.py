@@ -115,7 +115,7 @@ _SORTABLE = {
 STOPPED_TAG = "stopped"
 
 #: Trial attrs the search algorithms write; an objective's own facts may not overwrite them.
-_ALGORITHM_ATTRS = frozenset({"bracket", "rung", "s", "parent", "kind", "target"})
+_ALGORITHM_ATTRS = frozenset({"bracket", "rung", "s", "parent", "kind", "target", "mutant"})
 
 _HELD = (
     Trial.id == bindparam("trial"),

@@ -1,5 +1,6 @@
-"""DEHB on real stores: its first iteration (Hyperband's brackets and promotions), its DE operators and selection, its
-determinism from the history alone, asks from many processes, and its quality against random."""
+"""DEHB on real stores: its first iteration (Hyperband's brackets and promotions, the smaller
+brackets started from mutants), its DE operators and selection, its determinism from the
+history alone, asks from many processes, and its quality against random."""
 
 from __future__ import annotations
 

@@ -287,7 +287,8 @@ class DEHB(Hyperband):
         lowest budget and, in the smaller brackets, from DE mutants of the best results one
         budget lower; the higher rungs promote the best of the rung below not yet promoted."""
         if pool is None:
-            donors = [m for m in self._parent_pool(context, level, rung.n) if math.isfinite(m.score)] if level > 0 else []
+            below = self._parent_pool(context, level, rung.n) if level > 0 else []
+            donors = [m for m in below if math.isfinite(m.score)]
             if not donors:  # the lowest budget, or nothing finished below it yet: nothing to learn from
                 return Proposal(self.sample_new(context.history, context.rng), rung.budget, attrs)
             return Proposal(self._trial_config(context, donors, None), rung.budget, {**attrs, "mutant": True})
