@@ -72,6 +72,8 @@ _ALLOCATE = (
     .returning(Study.next_trial_number)
 )
 _INSERT_TRIAL = insert(Trial)
+_INSERT_HELD_TRIAL = insert(Trial.__table__).returning(*_TRIAL_COLUMNS)
+_STUDY_TAGS_LOCKED = select(Study.tags).where(Study.id == bindparam("study")).with_for_update()
 _CLAIM = (
     update(Trial)
     .where(
@@ -539,7 +541,7 @@ class Store:
         the last one.
         """
         with self._write() as conn:
-            tags = conn.execute(select(Study.tags).where(Study.id == study_id).with_for_update()).scalar_one()
+            tags = conn.execute(_STUDY_TAGS_LOCKED, {"study": study_id}).scalar_one()
             if (tags or {}).get(STOPPED_TAG):
                 return None
             queued = conn.execute(_CLAIM, {"study": study_id, "worker": worker_id, "now": utcnow()}).one_or_none()
@@ -556,22 +558,21 @@ class Store:
             now = utcnow()
             number = self._allocate_numbers(conn, study_id, 1)
             row = conn.execute(
-                insert(Trial)
-                .values(
-                    study_id=study_id,
-                    number=number,
-                    state=TrialState.RUNNING.value,
-                    params=_json_safe(new.params),
-                    config_hash=new.config_hash,
-                    budget=new.budget,
-                    attrs=_json_safe(new.attrs),
-                    worker_id=worker_id,
-                    attempts=1,
-                    created_at=now,
-                    started_at=now,
-                    heartbeat_at=now,
-                )
-                .returning(*_TRIAL_COLUMNS)
+                _INSERT_HELD_TRIAL,
+                {
+                    "study_id": study_id,
+                    "number": number,
+                    "state": TrialState.RUNNING.value,
+                    "params": _json_safe(new.params),
+                    "config_hash": new.config_hash,
+                    "budget": new.budget,
+                    "attrs": _json_safe(new.attrs),
+                    "worker_id": worker_id,
+                    "attempts": 1,
+                    "created_at": now,
+                    "started_at": now,
+                    "heartbeat_at": now,
+                },
             ).one()
         return _trial(row)
 
@@ -983,6 +984,26 @@ def _read_trials(
     return [_trial(row, curves.get(row.id, {})) for row in rows]
 
 
+#: What a history refresh re-reads, built once: the trials numbered above the last one seen
+#: or still unfinished ("listed"), or, past ``HistoryCache.OPEN_LISTED`` unfinished ones,
+#: every trial from the lowest unfinished number up ("from").
+_CHANGED = {
+    "listed": or_(Trial.number > bindparam("last"), Trial.number.in_(bindparam("open", expanding=True))),
+    "from": Trial.number >= bindparam("lowest"),
+}
+_CHANGED_TRIALS = {
+    kind: select(Trial.__table__).where(Trial.study_id == bindparam("study"), changed).order_by(Trial.number)
+    for kind, changed in _CHANGED.items()
+}
+_CHANGED_CURVES = {
+    kind: select(IntermediateValue.trial_id, IntermediateValue.budget, IntermediateValue.value)
+    .join(Trial, Trial.id == IntermediateValue.trial_id)
+    .where(Trial.study_id == bindparam("study"), changed)
+    .order_by(IntermediateValue.trial_id, IntermediateValue.budget)
+    for kind, changed in _CHANGED.items()
+}
+
+
 class HistoryCache:
     """A study's trials as of the last read, refreshed by reading only what can have changed.
 
@@ -1012,22 +1033,15 @@ class HistoryCache:
         if study_id != self._study_id:
             self._reset(study_id)
         if len(self._open) > self.OPEN_LISTED:
-            changed = Trial.number >= min(self._open)
+            kind, params = "from", {"study": study_id, "lowest": min(self._open)}
         else:
-            changed = or_(Trial.number > self._last, Trial.number.in_(sorted(self._open)))
-        query = select(Trial.__table__).where(Trial.study_id == study_id, changed).order_by(Trial.number)
-        rows = conn.execute(query).all()
+            kind, params = "listed", {"study": study_id, "last": self._last, "open": sorted(self._open)}
+        rows = conn.execute(_CHANGED_TRIALS[kind], params).all()
         curves: dict[int, dict[float, float]] = {}
         if self.with_intermediate and rows:
             # after the rows (PostgreSQL reads each statement at its own snapshot): a trial read
             # as finished had reported all its values before, so none is missed and kept
-            ivs = (
-                select(IntermediateValue.trial_id, IntermediateValue.budget, IntermediateValue.value)
-                .join(Trial, Trial.id == IntermediateValue.trial_id)
-                .where(Trial.study_id == study_id, changed)
-                .order_by(IntermediateValue.trial_id, IntermediateValue.budget)
-            )
-            for trial_id, budget, value in conn.execute(ivs):
+            for trial_id, budget, value in conn.execute(_CHANGED_CURVES[kind], params):
                 curves.setdefault(trial_id, {})[budget] = math.nan if value is None else value
         for row in rows:
             trial = _trial(row, curves.get(row.id))
