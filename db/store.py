@@ -72,7 +72,7 @@ _ALLOCATE = (
     .returning(Study.next_trial_number)
 )
 _INSERT_TRIAL = insert(Trial)
-_INSERT_HELD_TRIAL = insert(Trial.__table__).returning(*_TRIAL_COLUMNS)
+_INSERT_HELD_TRIAL = _INSERT_TRIAL.returning(*_TRIAL_COLUMNS)
 _STUDY_TAGS_LOCKED = select(Study.tags).where(Study.id == bindparam("study")).with_for_update()
 _CLAIM = (
     update(Trial)
@@ -470,7 +470,7 @@ class Store:
         ``stopped`` (with the time), so ``hpo study show`` and the dashboard say so."""
         study = self.get_study(name)
         with self._write() as conn:
-            tags = conn.execute(select(Study.tags).where(Study.id == study.id).with_for_update()).scalar_one() or {}
+            tags = conn.execute(_STUDY_TAGS_LOCKED, {"study": study.id}).scalar_one() or {}
             if not tags.get(STOPPED_TAG):
                 tags = {**tags, STOPPED_TAG: utcnow().isoformat(timespec="seconds")}
                 conn.execute(update(Study).where(Study.id == study.id).values(tags=tags))
