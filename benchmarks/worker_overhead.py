@@ -395,23 +395,18 @@ def analyse(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for entry in obj["workers"].values():
             ours = entry.get(OURS, {})
             ours_ovh = ours.get("overhead_ms")
-            by_variant = {}
-            for s in TUNE_SYSTEMS:
+            ratios = {}
+            for s in (*TUNE_SYSTEMS, TUNE_DEFAULTS):
                 tune_ovh = entry.get(s, {}).get("overhead_ms")
                 if ours_ovh is not None and tune_ovh is not None and ours_ovh > 0:
-                    by_variant[s] = tune_ovh / ours_ovh
-                    entry[s]["overhead_ratio"] = by_variant[s]
+                    ratios[s] = entry[s]["overhead_ratio"] = tune_ovh / ours_ovh
+            by_variant = {s: ratios[s] for s in TUNE_SYSTEMS if s in ratios}
             entry["overhead_ratio_by_variant"] = by_variant
             entry["overhead_ratio"] = min(by_variant.values()) if by_variant else None
             entry["overhead_ratio_against"] = (
                 min(by_variant, key=by_variant.__getitem__) if by_variant else None
             )
-            defaults_ovh = entry.get(TUNE_DEFAULTS, {}).get("overhead_ms")
-            entry["overhead_ratio_vs_defaults"] = (
-                defaults_ovh / ours_ovh if defaults_ovh is not None and ours_ovh else None
-            )
-            if entry["overhead_ratio_vs_defaults"] is not None:
-                entry[TUNE_DEFAULTS]["overhead_ratio"] = entry["overhead_ratio_vs_defaults"]
+            entry["overhead_ratio_vs_defaults"] = ratios.get(TUNE_DEFAULTS)
             entry["utilization"] = ours.get("utilization")
             entry["overhead_ms"] = ours_ovh
             # keys in a fixed order: the headline numbers first, then the runs
