@@ -85,7 +85,7 @@ Caveat on the Step Law comparison
 Parallelism and time
     Runs go to ``--workers`` processes (default 2, one per core), each with one torch thread;
     a run is deterministic given its seed, so results do not depend on the scheduling. On 2
-    otherwise idle cores the proxies take about 9 minutes and the target about 10 more. ``--quick`` is a smoke
+    otherwise idle cores the whole run takes 5.7-9 minutes. ``--quick`` is a smoke
     run (widths 16/32, budgets 2^13 and 2^14, 3 x 3 grids, target width 48; about a minute)
     written to ``scaling_e2e_quick.*``. Its numbers mean nothing, and its cells are usually
     too noisy for a fit, in which case it reports the failure and skips the target.
