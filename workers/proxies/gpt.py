@@ -112,17 +112,20 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def initialize(self) -> None:
-        """The parameterization's init; muP zeroes the readout and the query projection."""
+        """The parameterization's init; muP zeroes the readout and the query projection unless
+        ``zero_init`` is off."""
         cfg, scaling = self.cfg, self.cfg.scaling
         nn.init.normal_(self.embed.weight, std=cfg.init_std)
         nn.init.normal_(self.pos_embed.weight, std=cfg.init_std)
         for block in self.blocks:
             for linear in (block.attn.qkv, block.attn.proj, block.mlp.fc, block.mlp.proj):
                 nn.init.normal_(linear.weight, std=scaling.hidden_std(cfg.init_std, linear.in_features))
-            if scaling.is_mup:
+            if scaling.is_mup and cfg.zero_init:
                 block.attn.qkv.weight[: cfg.width].zero_()
-        if scaling.is_mup:
+        if scaling.is_mup and cfg.zero_init:
             self.readout.weight.zero_()
+        elif scaling.is_mup:
+            nn.init.normal_(self.readout.weight, std=cfg.init_std)
         else:
             nn.init.normal_(self.readout.weight, std=scaling.hidden_std(cfg.init_std, cfg.width))
 

@@ -73,8 +73,10 @@ class ResidualMLP(nn.Module):
         for block in self.blocks:
             nn.init.normal_(block.fc.weight, std=scaling.hidden_std(cfg.init_std, cfg.width))
             nn.init.zeros_(block.fc.bias)
-        if scaling.is_mup:
+        if scaling.is_mup and cfg.zero_init:
             self.readout.weight.zero_()
+        elif scaling.is_mup:
+            nn.init.normal_(self.readout.weight, std=cfg.init_std)
         else:
             nn.init.normal_(self.readout.weight, std=scaling.hidden_std(cfg.init_std, cfg.width))
         nn.init.zeros_(self.readout.bias)

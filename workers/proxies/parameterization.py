@@ -99,6 +99,11 @@ class ProxyConfig:
     depth_alpha: float = 1.0
     init_std: float = 0.02
     output_mult: float = 1.0
+    #: muP only: zero the readout (and the GPT's query projection), as the muP paper
+    #: recommends. ``False`` draws them as SP does at the base width (readout std ``init_std``
+    #: at every width, its output shrinking with ``MuReadout``'s 1/width multiplier; query
+    #: fan-in scaled), which is still muP: a base-width choice to tune like the multipliers.
+    zero_init: bool = True
 
     @property
     def scaling(self) -> Scaling:
