@@ -54,6 +54,8 @@ class TargetFit:
     validation: dict[str, Any]
     bootstrap: list[PowerLaw] = field(default_factory=list, repr=False)
     borrowed_from: str | None = None
+    #: a borrowed law whose coefficient was refitted to the sweep's cells (its exponents kept)
+    calibrated: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def _target_report(fit: TargetFit) -> dict[str, Any]:
         "excluded": fit.excluded,
         "validation": fit.validation,
         "source": "fitted" if fit.borrowed_from is None else fit.borrowed_from,
+        "calibrated": fit.calibrated,
     }
 
 
@@ -275,7 +278,7 @@ def _fit_form(
     except ScalingError as exc:
         if batch_fallback is None:
             raise
-        b_fit = _borrowed_batch(PUBLISHED_LAWS[batch_fallback], str(exc), b_out, len(lr_fit.bootstrap))
+        b_fit = _fallback_batch(PUBLISHED_LAWS[batch_fallback], str(exc), optima, b_out, bootstrap, seed + 1)
     used = {(p["n_params"], p["tokens"]) for p in lr_fit.points + b_fit.points}
     span = {v: [variables_at(n, d)[v] for n, d in used] for v in ("N", "D", "C")}
     law = Law(
@@ -286,9 +289,10 @@ def _fit_form(
         fitted_range={v: (min(vals), max(vals)) for v, vals in span.items()},
         # degenerate resamples are skipped per target, so the two lists may differ in length
         bootstrap=list(zip(lr_fit.bootstrap, b_fit.bootstrap, strict=False)),
-        notes="" if b_fit.borrowed_from is None else borrowed_batch_note(b_fit.borrowed_from),
+        notes="" if b_fit.borrowed_from is None else borrowed_batch_note(b_fit.borrowed_from, b_fit.calibrated),
         ranges=law_ranges(lr_fit.points, b_fit.points,
-                          None if b_fit.borrowed_from is None else PUBLISHED_LAWS[b_fit.borrowed_from].fitted_range),
+                          None if b_fit.borrowed_from is None or b_fit.calibrated
+                          else PUBLISHED_LAWS[b_fit.borrowed_from].fitted_range),
     )
     method = {
         "form": {"steplaw": "eta = a N^alpha D^beta; B = b D^gamma", "nd": "eta = a N^alpha D^beta; B = b N^delta D^gamma",
@@ -301,18 +305,70 @@ def _fit_form(
     return ScalingFit(name, form, law, lr_fit, b_fit, optima, method)
 
 
-def _borrowed_batch(published: Law, why: str, excluded: list[dict[str, Any]], resamples: int) -> TargetFit:
-    """The batch-size 'fit' when the runs cannot support one: the published law, unchanged
-    in every bootstrap resample (the interval then reflects the learning rate's only)."""
+def _fallback_batch(
+    published: Law, why: str, optima: list[CellOptimum], excluded: list[dict[str, Any]], bootstrap: int, seed: int
+) -> TargetFit:
+    """The batch-size law when the runs cannot fit one: the published law's exponents, with
+    its coefficient calibrated to the cells that swept the batch (each cell's optimum, or the
+    batch of its best run where the optimum is flagged). The exponents come from a study far
+    larger than any sweep; the level does not carry over (it depends on the data, tokenizer and
+    sequence length: Step Law's own level puts the optimum of a byte-level CPU proxy ~30x too
+    high), so the sweep sets it with one coefficient, which even cells flat in the batch can
+    support. A sweep that never varied the batch gives no level: the published law unchanged."""
+    evidence = [(o.n_params, o.tokens, o.best_batch) for o in optima if o.best_batch is not None]
+    if not evidence:
+        return TargetFit(
+            target="batch_size",
+            law=published.batch_tokens,
+            intervals={},
+            points=[],
+            excluded=excluded,
+            validation={"error": None, "why": f"not fitted ({why}); taken from {published.name}"},
+            bootstrap=[published.batch_tokens] * bootstrap,
+            borrowed_from=published.name,
+        )
+    exponents = dict(published.batch_tokens.exponents)
+
+    def calibrate(points: Sequence[tuple[float, float, float]]) -> PowerLaw:
+        offsets = np.array([math.log(b) - sum(e * math.log(variables_at(n, d)[v]) for v, e in exponents.items())
+                            for n, d, b in points])
+        start = float(np.median(offsets))
+        level = least_squares(lambda c: c - offsets, [start], loss="huber", f_scale=HUBER_SCALE).x[0]
+        return PowerLaw(float(math.exp(level)), exponents)
+
+    law = calibrate(evidence)
+    rng = np.random.default_rng(seed)
+    boot = [calibrate([evidence[i] for i in rng.integers(0, len(evidence), len(evidence))]) for _ in range(bootstrap)]
+    q = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
+    lo, hi = np.percentile([b.coefficient for b in boot], q)
+    key = "C" if "C" in exponents else "N"
+    largest = max(variables_at(n, d)[key] for n, d, _ in evidence)
+    kept = [p for p in evidence if variables_at(p[0], p[1])[key] != largest]
+    held = [p for p in evidence if variables_at(p[0], p[1])[key] == largest]
+    if kept:
+        small = calibrate(kept)
+        errors = [abs(math.log(small(n, d) / b)) for n, d, b in held]
+        validation: dict[str, Any] = {
+            "held_out": f"largest {key} = {largest:.3g} ({len(held)} cell{'s' if len(held) > 1 else ''})",
+            "error": math.exp(float(np.mean(errors))) - 1,
+            "predictions": [{"n_params": n, "tokens": d, "actual": b, "predicted": small(n, d)} for n, d, b in held],
+        }
+    else:
+        validation = {"held_out": f"largest {key} = {largest:.3g}", "error": None, "why": "one scale only"}
+    validation["why_calibrated"] = (
+        f"no batch law could be fitted ({why}); {published.name}'s exponents with the coefficient fitted to "
+        f"{len(evidence)} cells' best batches"
+    )
     return TargetFit(
         target="batch_size",
-        law=published.batch_tokens,
-        intervals={},
-        points=[],
-        excluded=excluded,
-        validation={"error": None, "why": f"not fitted ({why}); taken from {published.name}"},
-        bootstrap=[published.batch_tokens] * resamples,
+        law=law,
+        intervals={"coefficient": (float(lo), float(hi))},
+        points=[{"n_params": n, "tokens": d, "batch_size": b} for n, d, b in evidence],
+        excluded=[e for e in excluded if (e.get("n_params"), e.get("tokens")) not in {(n, d) for n, d, _ in evidence}],
+        validation=validation,
+        bootstrap=boot,
         borrowed_from=published.name,
+        calibrated=True,
     )
 
 
@@ -340,7 +396,7 @@ def fit_from_report(name: str, report: dict[str, Any]) -> ScalingFit:
         t = report[key]
         source = t.get("source", "fitted")
         return TargetFit(key, fitted, {k: tuple(v) for k, v in t["intervals"].items()}, t["points"], t["excluded"],
-                         t["validation"], boot, None if source == "fitted" else source)
+                         t["validation"], boot, None if source == "fitted" else source, bool(t.get("calibrated", False)))
 
     lr = target("learning_rate", law.learning_rate, [b[0] for b in law.bootstrap])
     batch = target("batch_size", law.batch_tokens, [b[1] for b in law.bootstrap])

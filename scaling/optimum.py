@@ -52,6 +52,18 @@ class CellOptimum:
     flags: dict[str, str] = field(default_factory=dict)
     runs_used: int = 0
     runs_excluded: dict[str, int] = field(default_factory=dict)
+    #: whether the batch size was swept enough for a surface (3+ sizes, 10+ runs); a cell
+    #: whose batch optimum is flagged still shows where its best runs were when it was
+    batch_swept: bool = False
+
+    @property
+    def best_batch(self) -> float | None:
+        """The batch the cell's evidence points to: its optimum when usable, else its best
+        run's (at the edge of a valley open to one side, a bound on the optimum); None when
+        the batch was not swept."""
+        if not self.batch_swept:
+            return None
+        return self.batch_size if self.batch_usable else self.best_observed.batch_size
 
     @property
     def lr_usable(self) -> bool:
@@ -76,6 +88,7 @@ class CellOptimum:
             "flags": self.flags,
             "runs_used": self.runs_used,
             "runs_excluded": self.runs_excluded,
+            "batch_swept": self.batch_swept,
         }
 
 
@@ -196,6 +209,7 @@ def find_optimum(
         flags=flags,
         runs_used=len(chosen),
         runs_excluded={k: v for k, v in excluded.items() if v},
+        batch_swept=two_d,
     )
 
 

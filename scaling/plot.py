@@ -85,7 +85,7 @@ def plot_fit(fit: ScalingFit, path: str | Path | None, target: tuple[float, floa
             inside = grid <= hi
             ax.plot(grid[inside], line[inside], color=color)
             ax.plot(grid[~inside], line[~inside], color=color, ls="--")
-            if target_fit.bootstrap and target_fit.borrowed_from is None:
+            if target_fit.bootstrap and (target_fit.borrowed_from is None or target_fit.calibrated):
                 band = np.array([[b(n, d) for n, d in n_d] for b in target_fit.bootstrap])
                 ax.fill_between(grid, *np.percentile(band, [5, 95], axis=0), color=color, alpha=0.15, lw=0)
         for ex in target_fit.excluded:
@@ -101,7 +101,9 @@ def plot_fit(fit: ScalingFit, path: str | Path | None, target: tuple[float, floa
         ax.set_yscale("log")
         ax.set_xlabel({"N": "N (non-embedding parameters)", "D": "D (tokens)", "C": "C = 6ND (FLOPs)"}[x_var])
         ax.set_ylabel(label)
-        borrowed = "" if target_fit.borrowed_from is None else f" (from {target_fit.borrowed_from}, not fitted)"
+        borrowed = ("" if target_fit.borrowed_from is None
+                    else f" ({target_fit.borrowed_from}'s exponent, coefficient fitted)" if target_fit.calibrated
+                    else f" (from {target_fit.borrowed_from}, not fitted)")
         ax.set_title(f"{label}: {law.formula()}{borrowed}", fontsize=9)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)

@@ -48,6 +48,9 @@ DEEPSEEK = Law(
 PUBLISHED_LAWS: dict[str, Law] = {law.name: law for law in (STEP_LAW, DEEPSEEK)}
 
 
-def borrowed_batch_note(law: str) -> str:
+def borrowed_batch_note(law: str, calibrated: bool = False) -> str:
     """What a fit whose batch law is a published one says with every recommendation."""
+    if calibrated:
+        return (f"batch size from the published {law} law's exponents, its coefficient calibrated to this sweep's "
+                "best batches: the sweep could not fit a batch law of its own (see the fit's report)")
     return f"batch size from the published {law} law: this sweep could not fit one (see the fit's report)"

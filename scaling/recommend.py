@@ -53,6 +53,7 @@ def round_sequences(sequences: float) -> int:
 def law_from_report(name: str, report: dict[str, Any]) -> Law:
     """A stored fit's report back as a :class:`Law` (with its bootstrap, for intervals)."""
     batch_source = report["batch_size"].get("source", "fitted")
+    calibrated = bool(report["batch_size"].get("calibrated", False))
     return Law(
         name=f"{FIT_PREFIX}{name}",
         learning_rate=PowerLaw.from_dict(report["learning_rate"]["law"]),
@@ -60,9 +61,9 @@ def law_from_report(name: str, report: dict[str, Any]) -> Law:
         source=f"fit {name!r} ({report['form']} form)",
         fitted_range={k: (float(v[0]), float(v[1])) for k, v in report["fitted_range"].items()},
         bootstrap=[(PowerLaw.from_dict(lr), PowerLaw.from_dict(b)) for lr, b in report.get("bootstrap", [])],
-        notes="" if batch_source == "fitted" else borrowed_batch_note(batch_source),
+        notes="" if batch_source == "fitted" else borrowed_batch_note(batch_source, calibrated),
         ranges=law_ranges(report["learning_rate"]["points"], report["batch_size"]["points"],
-                          None if batch_source == "fitted" else PUBLISHED_LAWS[batch_source].fitted_range),
+                          None if batch_source == "fitted" or calibrated else PUBLISHED_LAWS[batch_source].fitted_range),
     )
 
 

@@ -149,6 +149,51 @@ def test_a_sweep_without_a_batch_law_borrows_one_only_when_asked() -> None:
     assert "from deepseek, not fitted" in plot_fit(result, None)
 
 
+def test_a_batch_law_the_sweep_cannot_fit_keeps_the_published_exponent_and_takes_its_level_from_the_cells(tmp_path: Path) -> None:
+    """The batch swept at one token budget only (the other budget sweeps the learning rate):
+    no batch law in D can be fitted. With a fallback, the published exponent stays and the
+    coefficient comes from the cells that swept the batch, so a sweep whose data puts the
+    optimum 30x below the published level is followed, not overruled; where the grid starts
+    above the optimum (every best run at the smallest batch), the level is that bound."""
+    from scaling.plot import plot_fit
+    from scaling.recommend import law_from_report, recommend_with
+
+    true = Law("small", STEP.learning_rate, PowerLaw(0.58 / 30, {"D": 0.571}), "test", STEP.fitted_range)
+    runs = synthetic_runs(true, [1e7, 3e7, 1e8], [1e9], seed=8)
+    runs += synthetic_runs(true, [1e7, 3e7, 1e8], [3e9], seed=10, batch_offsets=[0.0])
+    with pytest.raises(ScalingError, match="cannot fit batch_size"):
+        fit_runs(runs, form="steplaw", bootstrap=50)
+    result = fit_runs(runs, form="steplaw", bootstrap=200, batch_fallback="steplaw")
+    batch = result.batch_size
+    assert batch.calibrated and batch.borrowed_from == "steplaw" and batch.law.exponents == {"D": 0.571}
+    assert batch.law.coefficient == pytest.approx(0.58 / 30, rel=0.05)
+    lo, hi = batch.intervals["coefficient"]
+    assert lo <= 0.58 / 30 <= hi and hi < 0.58 / 10
+    assert batch.validation["error"] < 0.05 and "3 cells' best batches" in batch.validation["why_calibrated"]
+    assert [p["n_params"] for p in batch.points] == [1e7, 3e7, 1e8]
+    report = json.loads(json.dumps(result.report()))
+    assert report["batch_size"]["calibrated"] is True and report["batch_size"]["source"] == "steplaw"
+    for law in (result.law, law_from_report("x", report)):
+        assert law.ranges["batch_size"]["D"] == (1e9, 1e9)  # the cells' span, not Step Law's
+        rec = recommend_with(law, 1e8, 1e9, seq_len=2048)
+        assert rec.batch_size_tokens_exact == pytest.approx(true.batch_tokens(1e8, 1e9), rel=0.05)
+        assert any("exponents, its coefficient calibrated" in w for w in rec.warnings)
+        assert rec.batch_size_tokens_interval[0] < rec.batch_size_tokens_exact < rec.batch_size_tokens_interval[1]
+    assert "coefficient fitted" in plot_fit(result, None)
+    rows = [{"n_params": r.n_params, "n_tokens": r.tokens, "lr": r.learning_rate, "batch_size": r.batch_size, "loss": r.loss}
+            for r in runs]
+    path = _write_csv(tmp_path / "one-budget.csv", rows, columns=("n_params", "n_tokens", "lr", "batch_size", "loss"))
+    done = _hpo("scaling", "fit", "--from-csv", str(path), "--form", "steplaw", "--bootstrap", "50",
+                "--batch-fallback", "steplaw", "--storage", f"sqlite:///{tmp_path / 'fits.db'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "calibrated" in done.stdout and "from steplaw" not in done.stdout
+    # a grid that starts 2x above the optimum: every cell's best run is at its smallest batch
+    above = fit_runs(synthetic_runs(true, [1e7, 3e7, 1e8], [1e9, 3e9], seed=9, batch_offsets=[1.0, 2.0, 3.0]),
+                     form="steplaw", bootstrap=100, batch_fallback="steplaw")
+    assert all("batch_size" in o.flags for o in above.optima)
+    assert above.batch_size.calibrated and above.batch_size.law.coefficient == pytest.approx(2 * 0.58 / 30, rel=0.05)
+
+
 def test_each_law_is_judged_against_the_range_of_the_cells_it_rests_on() -> None:
     """The learning-rate law rests on N up to 3e8; the largest model's batch was not swept,
     so the batch law rests on N up to 1e8 only. A target at N = 6e8 is 2x beyond the one and

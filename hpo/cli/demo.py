@@ -266,6 +266,9 @@ def _fit(sweep: str, storage: str | None, summary: dict[str, Any], *, fixed_batc
         )
         if part["source"] == "fitted":
             lines.append(f"   {label}: {part['formula']}; {len(part['points'])} cells; {held}")
+        elif part.get("calibrated"):
+            lines.append(f"   {label}: {part['formula']} [yellow](Step Law's exponent, coefficient calibrated to "
+                         f"{len(part['points'])} cells' best batches: this sweep cannot fit a batch law)[/]; {held}")
         elif fixed_batch:
             lines.append(f"   {label}: {part['formula']} [yellow](Step Law's: the demo fixed the batch; --sweep-batch searches it)[/]")
         else:

@@ -103,7 +103,9 @@ def _print_fit(report: dict[str, Any]) -> None:
         intervals = "; ".join(f"{k} {v[0]:.3g}..{v[1]:.3g}" for k, v in t["intervals"].items())
         validation = t["validation"]
         error = "-" if validation["error"] is None else f"{100 * validation['error']:.1f}% ({validation['held_out']})"
-        formula = t["formula"] if t.get("source", "fitted") == "fitted" else f"{t['formula']} (from {t['source']})"
+        formula = (t["formula"] if t.get("source", "fitted") == "fitted"
+                   else f"{t['formula']} ({t['source']} exponent, calibrated)" if t.get("calibrated")
+                   else f"{t['formula']} (from {t['source']})")
         table.add_row(target, formula, intervals, str(len(t["points"])), str(len(t["excluded"])), error)
     console.print(table)
     for target in ("learning_rate", "batch_size"):
