@@ -279,6 +279,8 @@ def _fit_form(
         if batch_fallback is None:
             raise
         b_fit = _fallback_batch(PUBLISHED_LAWS[batch_fallback], str(exc), optima, b_out, bootstrap, seed + 1)
+        if b_fit.calibrated:
+            lr_fit = _lr_at_batch_law(lr_fit, lr_vars, optima, b_fit.law, lr_out, bootstrap, seed)
     used = {(p["n_params"], p["tokens"]) for p in lr_fit.points + b_fit.points}
     span = {v: [variables_at(n, d)[v] for n, d in used] for v in ("N", "D", "C")}
     law = Law(
@@ -303,6 +305,29 @@ def _fit_form(
         "cell_optimum": "robust quadratic in (log2 lr, log2 batch) over each cell's basin; flagged cells excluded",
     }
     return ScalingFit(name, form, law, lr_fit, b_fit, optima, method)
+
+
+def _lr_at_batch_law(
+    lr_fit: TargetFit, variables: Sequence[str], optima: list[CellOptimum], batch_law: PowerLaw,
+    excluded: list[dict[str, Any]], bootstrap: int, seed: int,
+) -> TargetFit:
+    """The learning-rate law refitted to each cell's best rate at the batch the calibrated batch
+    law gives it. A cell whose batch optimum could not be found sits in a valley where the best
+    rate moves with the batch; its 'optimum' rate is read at an arbitrary point of that valley
+    (its best run's batch), while the recommendation will use the batch law's batch. Reading
+    every cell at the law's own batch keeps the two laws consistent. Cells without a surface
+    in the batch keep their optimum's rate."""
+    used = {(p["n_params"], p["tokens"]) for p in lr_fit.points}
+    points = []
+    for o in optima:
+        if (o.n_params, o.tokens) not in used:
+            continue
+        at = o.learning_rate_at(batch_law(o.n_params, o.tokens))
+        points.append((o.n_params, o.tokens, o.learning_rate if at is None else at))
+    refit = fit_target("learning_rate", points, variables, excluded=excluded, bootstrap=bootstrap, seed=seed)
+    return TargetFit(refit.target, refit.law, refit.intervals, refit.points, refit.excluded,
+                     {**refit.validation, "read_at": "each cell's best learning rate at the calibrated batch law's batch"},
+                     refit.bootstrap)
 
 
 def _fallback_batch(

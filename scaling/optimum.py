@@ -55,6 +55,19 @@ class CellOptimum:
     #: whether the batch size was swept enough for a surface (3+ sizes, 10+ runs); a cell
     #: whose batch optimum is flagged still shows where its best runs were when it was
     batch_swept: bool = False
+    #: the fitted quadratic's coefficients in (log2 lr, log2 batch) when it is convex in the
+    #: learning rate (for :meth:`learning_rate_at`)
+    surface: tuple[float, ...] | None = field(default=None, repr=False)
+
+    def learning_rate_at(self, batch_size: float) -> float | None:
+        """The best learning rate of the cell's fitted surface at ``batch_size`` (clamped to the
+        swept batches): along a valley the best rate moves with the batch, so a law that
+        recommends another batch than the cell's optimum needs the rate at that batch. None
+        without a surface convex in the learning rate."""
+        if self.surface is None or not self.batch_swept:
+            return None
+        lo, hi = (math.log2(b) for b in self.swept["batch_size"])
+        return 2.0 ** _lr_at(np.array(self.surface), min(max(math.log2(batch_size), lo), hi))
 
     @property
     def best_batch(self) -> float | None:
@@ -105,20 +118,33 @@ def _fit(x: np.ndarray, y: np.ndarray | None, loss: np.ndarray) -> np.ndarray:
     return least_squares(lambda c: a @ c - loss, start, loss="soft_l1", f_scale=scale).x
 
 
-def _vertex(c: np.ndarray, two_d: bool, y_best: float) -> tuple[float, float | None, bool] | None:
+def _vertex(
+    c: np.ndarray, two_d: bool, y_best: float, y_swept: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[float, float | None, bool] | None:
     """The minimum of the fitted quadratic as (log2 lr, log2 batch, batch found); None when
     it is not convex in the learning rate. A surface convex in the learning rate but open or
     flat along the batch size (the valley small budgets give, where the best learning rate
-    rises with the batch) still has a learning-rate optimum: the one at the best run's batch."""
+    rises with the batch) still has a learning-rate optimum: the one at the best run's batch.
+    A batch vertex beyond the swept range (``y_swept``, log2) is reported, but its learning
+    rate is read where the valley leaves the data, at the nearest swept batch: along the
+    valley the best rate moves with the batch, so the rate at an extrapolated batch is an
+    extrapolation too."""
     if not two_d:
         return (-c[1] / (2 * c[2]), None, False) if c[2] > 0 else None
     h = np.array([[2 * c[3], c[5]], [c[5], 2 * c[4]]])
     if np.linalg.eigvalsh(h).min() > 0:
         vx, vy = np.linalg.solve(h, -c[1:3])
+        if not y_swept[0] <= vy <= y_swept[1]:
+            vx = _lr_at(c, min(max(vy, y_swept[0]), y_swept[1]))
         return float(vx), float(vy), True
     if c[3] > 0:
-        return float(-(c[1] + c[5] * y_best) / (2 * c[3])), y_best, False
+        return _lr_at(c, y_best), y_best, False
     return None
+
+
+def _lr_at(c: np.ndarray, y: float) -> float:
+    """The best log2 learning rate of the fitted surface at log2 batch ``y`` (convex in lr)."""
+    return float(-(c[1] + c[5] * y) / (2 * c[3]))
 
 
 def _select(runs: Sequence[Run], window: float, minimum: int) -> list[Run]:
@@ -161,7 +187,7 @@ def find_optimum(
     swept = {"learning_rate": (lrs[0], lrs[-1]), "batch_size": (batches[0], batches[-1])}
     flags: dict[str, str] = {}
     coef = _fit(x, y, loss)
-    vertex = _vertex(coef, two_d, math.log2(best.batch_size))
+    vertex = _vertex(coef, two_d, math.log2(best.batch_size), (math.log2(batches[0]), math.log2(batches[-1])))
     if vertex is None:
         reason = "the fitted surface is not convex: no optimum inside the data"
         flags["learning_rate"] = reason
@@ -193,8 +219,12 @@ def find_optimum(
                 f"optimum on the edge of the swept range ({values[0]:.3g}..{values[-1]:.3g}; fitted "
                 f"{2 ** v:.3g}, best run at {observed:.3g}): widen the sweep"
             )
-    fitted_loss = float((_design(np.array([vx]), None if y is None else np.array([vy])) @ coef)[0])
-    lr_interval, batch_interval = _intervals(chosen, two_d, bootstrap, seed)
+            if dim == "batch_size" and not lo <= v <= hi:
+                flags[dim] += f"; the learning rate is the optimum at the edge batch {2 ** min(max(v, lo), hi):.3g}"
+    y_swept = (math.log2(batches[0]), math.log2(batches[-1]))
+    at = np.array([min(max(vy, y_swept[0]), y_swept[1])])  # the loss where the learning rate was read
+    fitted_loss = float((_design(np.array([vx]), None if y is None else at) @ coef)[0])
+    lr_interval, batch_interval = _intervals(chosen, two_d, bootstrap, seed, y_swept)
     return CellOptimum(
         n_params=n_params,
         tokens=tokens,
@@ -210,11 +240,12 @@ def find_optimum(
         runs_used=len(chosen),
         runs_excluded={k: v for k, v in excluded.items() if v},
         batch_swept=two_d,
+        surface=tuple(float(c) for c in coef) if two_d and coef[3] > 0 else None,
     )
 
 
 def _intervals(
-    runs: Sequence[Run], two_d: bool, bootstrap: int, seed: int, level: float = 0.9
+    runs: Sequence[Run], two_d: bool, bootstrap: int, seed: int, y_swept: tuple[float, float], level: float = 0.9
 ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
     """Central ``level`` intervals of the vertex over bootstrap resamples of the runs
     (resamples whose surface has no minimum in a dimension are dropped for it; None for a
@@ -229,7 +260,7 @@ def _intervals(
         idx = rng.integers(0, len(runs), len(runs))
         if len(set(x[idx])) < 3 or (two_d and len(set(y[idx])) < 3):  # type: ignore[index]
             continue
-        v = _vertex(_fit(x[idx], None if y is None else y[idx], loss[idx]), two_d, y_best)
+        v = _vertex(_fit(x[idx], None if y is None else y[idx], loss[idx]), two_d, y_best, y_swept)
         if v is not None:
             xs.append(v[0])
             if v[2]:

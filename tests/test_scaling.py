@@ -124,6 +124,54 @@ def test_a_valley_open_along_the_batch_still_gives_the_learning_rate_at_the_best
     assert "too few runs (7)" in thin.flags["batch_size"]
 
 
+def valley_runs(n: float, d: float, lr0: float, b0: float, batch_offsets, seed: int = 0) -> list[Run]:
+    """A bowl whose best learning rate rises with the batch (lr ~ batch^0.5 along its valley),
+    minimum at (lr0, b0), with 0.2% noise."""
+    rng = np.random.default_rng(seed)
+    return [
+        Run(n, d, lr0 * 2**dx, b0 * 2**dy,
+            3.0 * (1 + 0.01 * (dx - 0.5 * dy) ** 2 + 0.004 * dy * dy) * (1 + 0.002 * rng.standard_normal()))
+        for dx in np.arange(-2, 3.01, 0.5)
+        for dy in batch_offsets
+    ]
+
+
+def test_a_batch_optimum_below_the_grid_gives_the_learning_rate_where_the_valley_leaves_the_data() -> None:
+    """The bowl's vertex is one octave below the smallest batch swept: the batch is flagged, and
+    the learning rate is the valley's at that smallest batch (lr0 x 2^0.5), not the vertex's."""
+    cell = find_optimum(valley_runs(1e6, 1e7, 0.01, 64.0, [1.0, 2.0, 3.0, 4.0]), bootstrap=50)
+    assert cell.batch_size < 128.0  # the vertex, reported below the grid
+    assert "edge of the swept range" in cell.flags["batch_size"] and "at the edge batch 128" in cell.flags["batch_size"]
+    assert cell.lr_usable and math.log2(cell.learning_rate / 0.01) == pytest.approx(0.5, abs=0.1)
+    lo, hi = cell.learning_rate_interval
+    assert lo < 0.01 * 2**0.5 < hi and lo > 0.01
+    # the valley line itself, clamped to the swept batches
+    assert math.log2(cell.learning_rate_at(512.0) / 0.01) == pytest.approx(1.5, abs=0.1)
+    assert cell.learning_rate_at(32.0) == pytest.approx(cell.learning_rate_at(128.0))
+
+
+def test_a_calibrated_batch_law_reads_each_cells_learning_rate_at_the_laws_batch() -> None:
+    """Valleys whose grids start above their optima (every batch flagged): the batch law is
+    calibrated, and the learning-rate law is fitted to each cell's rate at that law's batch,
+    so that the two laws recommend a consistent pair."""
+    true = Law("small", STEP.learning_rate, PowerLaw(0.58 / 30, {"D": 0.571}), "test", STEP.fitted_range)
+    runs = []
+    for i, (n, d) in enumerate((n, d) for n in (1e7, 3e7, 1e8) for d in (1e9, 3e9)):
+        lr0, b0 = true.predict(n, d)
+        runs += valley_runs(n, d, lr0, b0, [1.0, 2.0, 3.0], seed=i)
+    result = fit_runs(runs, form="steplaw", bootstrap=100, batch_fallback="steplaw")
+    assert result.batch_size.calibrated and "read_at" in result.learning_rate.validation
+    cells = {(o.n_params, o.tokens): o for o in result.optima}
+    for p in result.learning_rate.points:
+        cell = cells[(p["n_params"], p["tokens"])]
+        at = cell.learning_rate_at(result.batch_size.law(p["n_params"], p["tokens"]))
+        assert p["learning_rate"] == pytest.approx(at)
+    lr, batch = result.law.predict(1e8, 3e9)
+    lr0, b0 = true.predict(1e8, 3e9)
+    assert math.log2(batch / b0) == pytest.approx(1.0, abs=0.15)  # the smallest batch swept: a bound
+    assert math.log2(lr / lr0) == pytest.approx(0.5 * math.log2(batch / b0), abs=0.15)  # on the valley there
+
+
 def test_a_sweep_without_a_batch_law_borrows_one_only_when_asked() -> None:
     runs = synthetic_runs(STEP, [1e7, 3e7, 1e8, 3e8], [1e9, 3e9], seed=4, batch_offsets=[0.0])
     with pytest.raises(ScalingError, match="cannot fit batch_size"):
