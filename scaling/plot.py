@@ -102,7 +102,7 @@ def plot_fit(fit: ScalingFit, path: str | Path | None, target: tuple[float, floa
         ax.set_xlabel({"N": "N (non-embedding parameters)", "D": "D (tokens)", "C": "C = 6ND (FLOPs)"}[x_var])
         ax.set_ylabel(label)
         borrowed = ("" if target_fit.borrowed_from is None
-                    else f" ({target_fit.borrowed_from}'s exponent, coefficient fitted)" if target_fit.calibrated
+                    else f" ({target_fit.borrowed_from} exponent, calibrated)" if target_fit.calibrated
                     else f" (from {target_fit.borrowed_from}, not fitted)")
         ax.set_title(f"{label}: {law.formula()}{borrowed}", fontsize=9)
         if ax.get_legend_handles_labels()[0]:

@@ -227,7 +227,7 @@ def test_a_batch_law_the_sweep_cannot_fit_keeps_the_published_exponent_and_takes
         assert rec.batch_size_tokens_exact == pytest.approx(true.batch_tokens(1e8, 1e9), rel=0.05)
         assert any("exponents, its coefficient calibrated" in w for w in rec.warnings)
         assert rec.batch_size_tokens_interval[0] < rec.batch_size_tokens_exact < rec.batch_size_tokens_interval[1]
-    assert "coefficient fitted" in plot_fit(result, None)
+    assert "steplaw exponent, calibrated" in plot_fit(result, None)
     rows = [{"n_params": r.n_params, "n_tokens": r.tokens, "lr": r.learning_rate, "batch_size": r.batch_size, "loss": r.loss}
             for r in runs]
     path = _write_csv(tmp_path / "one-budget.csv", rows, columns=("n_params", "n_tokens", "lr", "batch_size", "loss"))
