@@ -337,7 +337,7 @@ def _fallback_batch(
     its coefficient calibrated to the cells that swept the batch (each cell's optimum, or the
     batch of its best run where the optimum is flagged). The exponents come from a study far
     larger than any sweep; the level does not carry over (it depends on the data, tokenizer and
-    sequence length: Step Law's own level puts the optimum of a byte-level CPU proxy ~30x too
+    sequence length: Step Law's own level puts the optimum of a byte-level CPU proxy ~20x too
     high), so the sweep sets it with one coefficient, which even cells flat in the batch can
     support. A sweep that never varied the batch gives no level: the published law unchanged."""
     evidence = [(o.n_params, o.tokens, o.best_batch) for o in optima if o.best_batch is not None]
