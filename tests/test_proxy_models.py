@@ -66,12 +66,13 @@ def test_mup_without_zero_init_draws_readout_and_query_as_sp_does_at_the_base_wi
     """``zero_init=False`` draws the readout and query: at the base width with SP's stds, at
     larger widths a readout std that stays ``init_std`` while ``MuReadout`` shrinks its output
     by the width multiplier, and a query scaled by fan-in like every hidden matrix."""
+    torch.manual_seed(0)
     for model_cfg, builder in ((GPTConfig, build_gpt), (MLPConfig, build_mlp)):
         sp = builder(model_cfg(width=64, base_width=64, param="sp"))
         base = builder(model_cfg(width=64, base_width=64, param="mup", zero_init=False))
         wide = builder(model_cfg(width=512, base_width=64, param="mup", zero_init=False))
-        for model in (sp, base, wide):
-            assert model.readout.weight.std().item() == pytest.approx(0.02, rel=0.05)
+        for model in (sp, base, wide):  # the MLP's readout has 640 to 5,120 weights: 15% is > 5 standard errors
+            assert model.readout.weight.std().item() == pytest.approx(0.02, rel=0.15)
         assert wide.readout.width_mult() == 8.0
         assert torch.count_nonzero(builder(model_cfg(width=512, param="mup")).readout.weight) == 0
     qkv = build_gpt(GPTConfig(width=256, param="mup", zero_init=False)).blocks[0].attn.qkv.weight
