@@ -19,7 +19,7 @@ from mup import MuReadout
 from torch import nn
 from torch.nn import functional as F
 
-from workers.proxies.parameterization import ProxyConfig, ProxyConfigError, build
+from workers.proxies.parameterization import ProxyConfig, ProxyConfigError, build, init_readout
 
 
 @dataclass(frozen=True)
@@ -120,14 +120,9 @@ class GPT(nn.Module):
         for block in self.blocks:
             for linear in (block.attn.qkv, block.attn.proj, block.mlp.fc, block.mlp.proj):
                 nn.init.normal_(linear.weight, std=scaling.hidden_std(cfg.init_std, linear.in_features))
-            if scaling.is_mup and cfg.zero_init:
+            if cfg.zeroes_readout:
                 block.attn.qkv.weight[: cfg.width].zero_()
-        if scaling.is_mup and cfg.zero_init:
-            self.readout.weight.zero_()
-        elif scaling.is_mup:
-            nn.init.normal_(self.readout.weight, std=cfg.init_std)
-        else:
-            nn.init.normal_(self.readout.weight, std=scaling.hidden_std(cfg.init_std, cfg.width))
+        init_readout(self.readout.weight, cfg)
 
     def non_embedding_params(self) -> int:
         """N counted from the live parameters (everything but the embeddings and readout)."""

@@ -15,7 +15,7 @@ from mup import MuReadout
 from torch import nn
 from torch.nn import functional as F
 
-from workers.proxies.parameterization import ProxyConfig, ProxyConfigError, build
+from workers.proxies.parameterization import ProxyConfig, ProxyConfigError, build, init_readout
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,7 @@ class ResidualMLP(nn.Module):
         for block in self.blocks:
             nn.init.normal_(block.fc.weight, std=scaling.hidden_std(cfg.init_std, cfg.width))
             nn.init.zeros_(block.fc.bias)
-        if scaling.is_mup and cfg.zero_init:
-            self.readout.weight.zero_()
-        elif scaling.is_mup:
-            nn.init.normal_(self.readout.weight, std=cfg.init_std)
-        else:
-            nn.init.normal_(self.readout.weight, std=scaling.hidden_std(cfg.init_std, cfg.width))
+        init_readout(self.readout.weight, cfg)
         nn.init.zeros_(self.readout.bias)
 
     def non_embedding_params(self) -> int:

@@ -109,6 +109,24 @@ class ProxyConfig:
     def scaling(self) -> Scaling:
         return Scaling(self.param, self.width, self.base_width, self.depth, self.base_depth, self.depth_alpha)
 
+    @property
+    def zeroes_readout(self) -> bool:
+        """Whether the init zeroes the readout (and the GPT's query): muP with ``zero_init``."""
+        return self.scaling.is_mup and self.zero_init
+
+
+@torch.no_grad()
+def init_readout(weight: torch.Tensor, cfg: ProxyConfig) -> None:
+    """The readout's init, one rule for every proxy: zero (muP with ``zero_init``), std
+    ``init_std`` at every width (muP without it; ``MuReadout`` shrinks the output), or SP's
+    fan-in std."""
+    if cfg.zeroes_readout:
+        weight.zero_()
+    elif cfg.scaling.is_mup:
+        nn.init.normal_(weight, std=cfg.init_std)
+    else:
+        nn.init.normal_(weight, std=cfg.scaling.hidden_std(cfg.init_std, cfg.width))
+
 
 C = TypeVar("C", bound=ProxyConfig)
 M = TypeVar("M", bound=nn.Module)
