@@ -64,10 +64,10 @@ class CellOptimum:
         swept batches): along a valley the best rate moves with the batch, so a law that
         recommends another batch than the cell's optimum needs the rate at that batch. None
         without a surface convex in the learning rate."""
-        if self.surface is None or not self.batch_swept:
+        if self.surface is None:
             return None
-        lo, hi = (math.log2(b) for b in self.swept["batch_size"])
-        return 2.0 ** _lr_at(np.array(self.surface), min(max(math.log2(batch_size), lo), hi))
+        y_swept = tuple(math.log2(b) for b in self.swept["batch_size"])
+        return 2.0 ** _lr_at(np.array(self.surface), _clamp(math.log2(batch_size), y_swept))
 
     @property
     def best_batch(self) -> float | None:
@@ -119,7 +119,7 @@ def _fit(x: np.ndarray, y: np.ndarray | None, loss: np.ndarray) -> np.ndarray:
 
 
 def _vertex(
-    c: np.ndarray, two_d: bool, y_best: float, y_swept: tuple[float, float] = (-math.inf, math.inf)
+    c: np.ndarray, two_d: bool, y_best: float, y_swept: tuple[float, float]
 ) -> tuple[float, float | None, bool] | None:
     """The minimum of the fitted quadratic as (log2 lr, log2 batch, batch found); None when
     it is not convex in the learning rate. A surface convex in the learning rate but open or
@@ -135,7 +135,7 @@ def _vertex(
     if np.linalg.eigvalsh(h).min() > 0:
         vx, vy = np.linalg.solve(h, -c[1:3])
         if not y_swept[0] <= vy <= y_swept[1]:
-            vx = _lr_at(c, min(max(vy, y_swept[0]), y_swept[1]))
+            vx = _lr_at(c, _clamp(vy, y_swept))
         return float(vx), float(vy), True
     if c[3] > 0:
         return _lr_at(c, y_best), y_best, False
@@ -145,6 +145,10 @@ def _vertex(
 def _lr_at(c: np.ndarray, y: float) -> float:
     """The best log2 learning rate of the fitted surface at log2 batch ``y`` (convex in lr)."""
     return float(-(c[1] + c[5] * y) / (2 * c[3]))
+
+
+def _clamp(y: float, y_swept: tuple[float, float]) -> float:
+    return min(max(y, y_swept[0]), y_swept[1])
 
 
 def _select(runs: Sequence[Run], window: float, minimum: int) -> list[Run]:
@@ -187,7 +191,8 @@ def find_optimum(
     swept = {"learning_rate": (lrs[0], lrs[-1]), "batch_size": (batches[0], batches[-1])}
     flags: dict[str, str] = {}
     coef = _fit(x, y, loss)
-    vertex = _vertex(coef, two_d, math.log2(best.batch_size), (math.log2(batches[0]), math.log2(batches[-1])))
+    y_swept = (math.log2(batches[0]), math.log2(batches[-1]))
+    vertex = _vertex(coef, two_d, math.log2(best.batch_size), y_swept)
     if vertex is None:
         reason = "the fitted surface is not convex: no optimum inside the data"
         flags["learning_rate"] = reason
@@ -220,9 +225,8 @@ def find_optimum(
                 f"{2 ** v:.3g}, best run at {observed:.3g}): widen the sweep"
             )
             if dim == "batch_size" and not lo <= v <= hi:
-                flags[dim] += f"; the learning rate is the optimum at the edge batch {2 ** min(max(v, lo), hi):.3g}"
-    y_swept = (math.log2(batches[0]), math.log2(batches[-1]))
-    at = np.array([min(max(vy, y_swept[0]), y_swept[1])])  # the loss where the learning rate was read
+                flags[dim] += f"; the learning rate is the optimum at the edge batch {2 ** _clamp(v, y_swept):.3g}"
+    at = np.array([_clamp(vy, y_swept)])  # the loss where the learning rate was read
     fitted_loss = float((_design(np.array([vx]), None if y is None else at) @ coef)[0])
     lr_interval, batch_interval = _intervals(chosen, two_d, bootstrap, seed, y_swept)
     return CellOptimum(
