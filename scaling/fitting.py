@@ -24,8 +24,8 @@ excluded (with why), and the fitted range.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -99,6 +99,15 @@ def _target_report(fit: TargetFit) -> dict[str, Any]:
     }
 
 
+def origin_note(part: dict[str, Any]) -> str:
+    """Where a reported law came from, for display after its formula: nothing when fitted,
+    else the published law it borrowed (whole, or its exponents with a calibrated coefficient)."""
+    source = part.get("source", "fitted")
+    if source == "fitted":
+        return ""
+    return f" ({source} exponent, calibrated)" if part.get("calibrated") else f" (from {source})"
+
+
 def _solve(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Huber regression of log targets on [1, log variables...]."""
     a = np.column_stack([np.ones(len(xs)), xs])
@@ -160,22 +169,32 @@ def fit_target(
         intervals=intervals,
         points=[{"n_params": n, "tokens": d, target: y} for n, d, y in points],
         excluded=excluded,
-        validation=_leave_largest_out(points, variables),
+        validation=_leave_largest_out(points, "C" if "C" in variables else "N", lambda kept: _regress(kept, variables),
+                                      f"the smaller scales alone cannot fit {len(variables) + 1} coefficients"),
         bootstrap=[_as_law(c, variables) for c in samples],
     )
 
 
-def _leave_largest_out(points: Sequence[tuple[float, float, float]], variables: Sequence[str]) -> dict[str, Any]:
-    """Fit without the largest scale (largest N; largest C for compute laws) and predict it."""
-    key = "C" if "C" in variables else "N"
+def _regress(points: Sequence[tuple[float, float, float]], variables: Sequence[str]) -> PowerLaw | None:
+    """The robust fit of a law in ``variables`` to points; None when they cannot identify it."""
+    xs, ys = _columns(points, variables)
+    return _as_law(_solve(xs, ys), variables) if _identifiable(xs) else None
+
+
+def _leave_largest_out(
+    points: Sequence[tuple[float, float, float]],
+    key: str,
+    fit: Callable[[list[tuple[float, float, float]]], PowerLaw | None],
+    why_not: str,
+) -> dict[str, Any]:
+    """Fit without the cells at the largest ``key`` (N; C for compute laws) and predict them;
+    ``why_not`` says why when the smaller scales cannot be fitted."""
     largest = max(variables_at(n, d)[key] for n, d, _ in points)
     held = [p for p in points if variables_at(p[0], p[1])[key] == largest]
     kept = [p for p in points if variables_at(p[0], p[1])[key] != largest]
-    xs, ys = _columns(kept, variables) if kept else (np.empty((0, len(variables))), np.empty(0))
-    if not kept or not _identifiable(xs):
-        return {"held_out": f"largest {key} = {largest:.3g}", "error": None,
-                "why": f"the smaller scales alone cannot fit {len(variables) + 1} coefficients"}
-    law = _as_law(_solve(xs, ys), variables)
+    law = fit(kept) if kept else None
+    if law is None:
+        return {"held_out": f"largest {key} = {largest:.3g}", "error": None, "why": why_not}
     errors = [abs(math.log(law(n, d) / y)) for n, d, y in held]
     return {
         "held_out": f"largest {key} = {largest:.3g} ({len(held)} cell{'s' if len(held) > 1 else ''})",
@@ -325,9 +344,8 @@ def _lr_at_batch_law(
         at = o.learning_rate_at(batch_law(o.n_params, o.tokens))
         points.append((o.n_params, o.tokens, o.learning_rate if at is None else at))
     refit = fit_target("learning_rate", points, variables, excluded=excluded, bootstrap=bootstrap, seed=seed)
-    return TargetFit(refit.target, refit.law, refit.intervals, refit.points, refit.excluded,
-                     {**refit.validation, "read_at": "each cell's best learning rate at the calibrated batch law's batch"},
-                     refit.bootstrap)
+    return replace(refit, validation={**refit.validation,
+                                      "read_at": "each cell's best learning rate at the calibrated batch law's batch"})
 
 
 def _fallback_batch(
@@ -366,20 +384,7 @@ def _fallback_batch(
     boot = [calibrate([evidence[i] for i in rng.integers(0, len(evidence), len(evidence))]) for _ in range(bootstrap)]
     q = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
     lo, hi = np.percentile([b.coefficient for b in boot], q)
-    key = "C" if "C" in exponents else "N"
-    largest = max(variables_at(n, d)[key] for n, d, _ in evidence)
-    kept = [p for p in evidence if variables_at(p[0], p[1])[key] != largest]
-    held = [p for p in evidence if variables_at(p[0], p[1])[key] == largest]
-    if kept:
-        small = calibrate(kept)
-        errors = [abs(math.log(small(n, d) / b)) for n, d, b in held]
-        validation: dict[str, Any] = {
-            "held_out": f"largest {key} = {largest:.3g} ({len(held)} cell{'s' if len(held) > 1 else ''})",
-            "error": math.exp(float(np.mean(errors))) - 1,
-            "predictions": [{"n_params": n, "tokens": d, "actual": b, "predicted": small(n, d)} for n, d, b in held],
-        }
-    else:
-        validation = {"held_out": f"largest {key} = {largest:.3g}", "error": None, "why": "one scale only"}
+    validation = _leave_largest_out(evidence, "C" if "C" in exponents else "N", calibrate, "one scale only")
     validation["why_calibrated"] = (
         f"no batch law could be fitted ({why}); {published.name}'s exponents with the coefficient fitted to "
         f"{len(evidence)} cells' best batches"

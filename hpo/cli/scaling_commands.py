@@ -91,6 +91,8 @@ def fit_command(
 
 
 def _print_fit(report: dict[str, Any]) -> None:
+    from scaling.fitting import origin_note
+
     console.print(f"[bold]{report['name']}[/bold]: {report['form']} form ({report['method']['form']})")
     if report.get("forms_compared"):
         scores = ", ".join(f"{k} {'-' if v is None else f'{100 * v:.1f}%'}" for k, v in report["forms_compared"].items())
@@ -103,10 +105,7 @@ def _print_fit(report: dict[str, Any]) -> None:
         intervals = "; ".join(f"{k} {v[0]:.3g}..{v[1]:.3g}" for k, v in t["intervals"].items())
         validation = t["validation"]
         error = "-" if validation["error"] is None else f"{100 * validation['error']:.1f}% ({validation['held_out']})"
-        formula = (t["formula"] if t.get("source", "fitted") == "fitted"
-                   else f"{t['formula']} ({t['source']} exponent, calibrated)" if t.get("calibrated")
-                   else f"{t['formula']} (from {t['source']})")
-        table.add_row(target, formula, intervals, str(len(t["points"])), str(len(t["excluded"])), error)
+        table.add_row(target, t["formula"] + origin_note(t), intervals, str(len(t["points"])), str(len(t["excluded"])), error)
     console.print(table)
     for target in ("learning_rate", "batch_size"):
         for ex in report[target]["excluded"]:

@@ -277,7 +277,7 @@ def sweep_page(request: Request, name: str) -> HTMLResponse:
 def scaling_page(
     request: Request, params: str = "", tokens: str = "", seq_len: str = "4096", law: str = ""
 ) -> HTMLResponse:
-    from scaling.fitting import fit_from_report
+    from scaling.fitting import fit_from_report, origin_note
     from scaling.plot import plot_fit
 
     store = request.app.state.store
@@ -296,13 +296,10 @@ D (tokens) <input name="tokens" value="{_e(tokens)}" placeholder="2e12"> sequenc
         lr_v, b_v = report["learning_rate"]["validation"], report["batch_size"]["validation"]
         def err(v: dict[str, Any]) -> str:
             return "-" if v.get("error") is None else f"{100 * v['error']:.1f}%"
-        b_source = report["batch_size"].get("source", "fitted")
-        b_origin = ("" if b_source == "fitted" else f" ({b_source} exponent, calibrated)"
-                    if report["batch_size"].get("calibrated") else f" (from {b_source})")
         sections.append(
             f"""<div class="card fit" id="fit-{_e(record.name)}"><h2>{_e(record.name)} <span class="meta">{_e(record.form)} form · {_e(record.source)}</span></h2>
 <div class="meta">learning rate <b>{_e(report['learning_rate']['formula'])}</b> (held-out error {err(lr_v)}) ·
-batch size <b>{_e(report['batch_size']['formula'])}</b> tokens{_e(b_origin)} (held-out error {err(b_v)})</div>{picture}</div>"""
+batch size <b>{_e(report['batch_size']['formula'])}</b> tokens{_e(origin_note(report['batch_size']))} (held-out error {err(b_v)})</div>{picture}</div>"""
         )
     body = f"""<h1>Scaling laws</h1><div class="card">{form}{result}</div>
 {''.join(sections) or '<div class="card empty">No fitted law yet: hpo scaling fit --sweep NAME (published laws are always in the table above)</div>'}"""
