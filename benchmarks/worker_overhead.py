@@ -76,8 +76,8 @@ Trials and time
     N = 500 trials per run for ours. Ray Tune runs ``--tune-trials`` (default 500, same as
     ours) unless given fewer: per-trial numbers stay comparable, and the table and the JSON
     say how many trials each run had. A full run (3 worker counts x 2 objectives x 4
-    systems = 24 runs, each with its own ``ray.init``) takes about 25 minutes on 2 shared
-    cores, 10 of them Tune at its defaults. ``--quick`` is a smoke run (4 workers, 60
+    systems = 24 runs, each with its own ``ray.init``) takes 19-20 minutes on 2 shared
+    cores (18.9 in the committed run), about 10 of them Tune at its defaults. ``--quick`` is a smoke run (4 workers, 60
     trials, 20 for Tune at its defaults, about 2 minutes) written to
     ``worker_overhead_quick.*``.
 
