@@ -24,7 +24,7 @@ Targets (from the issue)
        lies between them) are re-run with seeds 0-5 (``--confirm-seeds``), and the lower mean
        of the two is its best loss. One seed cannot settle this: a point's loss moves by about
        0.01 with the seed, as much as the gap being judged. The report also gives muP minus
-       SP paired by seed (same seed: same data order and the same draw) with its standard
+       SP paired by seed (a seed fixes the batches and their order) with its standard
        error.
 
 Settings, the same for SP and muP (they differ in the parameterization only)
@@ -334,7 +334,7 @@ def confirm(
         finite = [p for p in points if math.isfinite(p["mean"])]
         out[param] = {"points": points, "best": min(finite, key=lambda p: p["mean"]) if finite else None}
     mup, sp = out["mup"]["best"], out["sp"]["best"]
-    if mup and sp and n_seeds > 1:  # same seed = same data order and init draw: pair them
+    if mup and sp and n_seeds > 1:  # same seed = same batches in the same order: pair them
         diffs = np.array(mup["losses"]) - np.array(sp["losses"])
         out["paired_diff"] = {"mean": float(diffs.mean()), "stderr": float(diffs.std(ddof=1) / math.sqrt(len(diffs)))}
     return out, extra
