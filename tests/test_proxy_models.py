@@ -79,6 +79,41 @@ def test_mup_without_zero_init_draws_readout_and_query_as_sp_does_at_the_base_wi
     assert qkv[:256].std().item() == pytest.approx(0.02 * math.sqrt(64 / 256), rel=0.05)
 
 
+@pytest.mark.parametrize("model_type", ["gpt", "mlp"])
+def test_mup_without_zero_init_trains_exactly_as_sp_at_the_base_width(model_type: str) -> None:
+    """What the muTransfer benchmark relies on: at the base width, muP with ``zero_init`` off
+    is SP (multipliers, attention scale, MuAdamW's groups all reduce to SP's), so with the same
+    weights and batches the two follow the same trajectory, the multipliers a sweep tunes
+    included. A multiplier applied in one parameterization only would split them."""
+    shared = {"width": 64, "base_width": 64, "output_mult": 2.0, "zero_init": False}
+    if model_type == "gpt":
+        configs = [GPTConfig(param=p, heads=4, seq_len=16, attn_mult=0.5, **shared) for p in ("sp", "mup")]
+        models = [build_gpt(c) for c in configs]
+    else:
+        models = [build_mlp(MLPConfig(param=p, **shared)) for p in ("sp", "mup")]
+    sp, mup = models
+    mup.load_state_dict(sp.state_dict())
+    optimizers = [make_optimizer(m, m.cfg.scaling, lr=0.01, weight_decay=0.1, embed_lr_mult=4.0) for m in models]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        if model_type == "gpt":
+            tokens = torch.randint(0, 256, (4, 17), generator=generator)
+            inputs, targets = tokens[:, :-1], tokens[:, 1:].reshape(-1)
+        else:
+            inputs, targets = torch.randn(16, 64, generator=generator), torch.randint(0, 10, (16,), generator=generator)
+        losses = []
+        for model, optimizer in zip(models, optimizers):
+            optimizer.zero_grad()
+            logits = model(inputs)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    for (name, p_sp), p_mup in zip(sp.named_parameters(), mup.parameters()):
+        torch.testing.assert_close(p_sp, p_mup, msg=f"{name} differs after 20 steps")
+
+
 def test_sp_has_no_base_shapes_and_a_plain_readout() -> None:
     model = build_gpt(GPTConfig(width=128, param="sp"))
     assert not isinstance(model.readout, MuReadout)

@@ -62,8 +62,11 @@ class ResidualMLP(nn.Module):
         h = self.embed(x)
         for block in self.blocks:
             h = block(h)
-        logits = self.readout(h)
-        return logits if self.cfg.scaling.is_mup else self.cfg.output_mult * logits
+        if self.cfg.scaling.is_mup:  # MuReadout applies output_mult itself
+            return self.readout(h)
+        # on the readout's input, as MuReadout does, so the bias is not scaled: at the base
+        # width SP and muP are then the same model
+        return self.readout(self.cfg.output_mult * h)
 
     @torch.no_grad()
     def initialize(self) -> None:
