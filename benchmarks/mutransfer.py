@@ -120,8 +120,17 @@ Why SP stays ahead here (single runs at width 512, seed 0, outside this script)
     coordinate check, the flat curves and the drift above). Tuning at the base width does not
     change that: a readout init x 2.83 was the best of 1 / 2.83 / 8 at width 64 (2.376 against
     2.382, two seeds), and at width 512 it helped SP (2.3729 -> 2.3602, seeds 0-1) more than
-    muP (2.3777 -> 2.3767). A longer run widens the gap: at 400 steps muP 2.2652 (log2 lr -7; -6:
-    2.2856) against SP 2.2094 (-11).
+    muP (2.3777 -> 2.3767). Nor does muP's embedding rate at width 512: multipliers 11.3 (32 /
+    sqrt(8): a rate falling as 1/sqrt(width)) and 16 give 2.3764 and 2.3754 at log2 lr -7 (seeds
+    0-1; 2.3888 for 11.3 at -6), within noise of 32's 2.3777. Neither more steps nor more width
+    closes the gap. At 400 steps muP 2.2652 (log2 lr -7; -6: 2.2856) against SP 2.2094 (-11).
+    At width 1024 (seeds 0-1, two threads) muP 2.3788 (-7, the transferred optimum) against SP
+    2.3631 (-13; -12: 2.3637). muP's best loss is flat from width 64 to 1024 (2.378, 2.381,
+    2.379) while SP's keeps falling (2.388, 2.371, 2.363), so at this budget the gap grows with
+    width (0.007 at 512, 0.016 at 1024). At width 64 the two are the same model (from the same
+    weights and batches they train identically, which tests/test_proxy_models.py checks), so
+    muP minus SP there is the draws' noise: at 400 steps, seeds 0-3, log2 lr -7, +0.024,
+    +0.008, +0.004, -0.005.
 
 Caveats
     The sweep has one seed and 51k tokens per run. Near an optimum the curves are flat to a
