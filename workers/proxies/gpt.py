@@ -15,11 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from mup import MuReadout
 from torch import nn
 from torch.nn import functional as F
 
-from workers.proxies.parameterization import ProxyConfig, ProxyConfigError, build, init_readout
+from workers.proxies.parameterization import ProxyConfig, ProxyConfigError, build, init_readout, make_readout
 
 
 @dataclass(frozen=True)
@@ -93,22 +92,14 @@ class GPT(nn.Module):
         self.pos_embed = nn.Embedding(cfg.seq_len, cfg.width)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.ln_f = nn.LayerNorm(cfg.width)
-        if cfg.scaling.is_mup:
-            self.readout: nn.Linear = MuReadout(
-                cfg.width, cfg.vocab_size, bias=False, readout_zero_init=True, output_mult=cfg.output_mult
-            )
-        else:
-            self.readout = nn.Linear(cfg.width, cfg.vocab_size, bias=False)
+        self.readout = make_readout(cfg, cfg.vocab_size, bias=False)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         pos = torch.arange(idx.shape[1], device=idx.device)
         x = self.embed(idx) + self.pos_embed(pos)
         for block in self.blocks:
             x = block(x)
-        logits = self.readout(self.ln_f(x))
-        if not self.cfg.scaling.is_mup:  # MuReadout applies output_mult itself
-            logits = self.cfg.output_mult * logits
-        return logits
+        return self.readout(self.ln_f(x))
 
     @torch.no_grad()
     def initialize(self) -> None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from mup import MuReadout
 from torch import nn
 from torch.nn import functional as F
 
-from workers.proxies.parameterization import ProxyConfig, ProxyConfigError, build, init_readout
+from workers.proxies.parameterization import ProxyConfig, ProxyConfigError, build, init_readout, make_readout
 
 
 @dataclass(frozen=True)
@@ -51,22 +50,13 @@ class ResidualMLP(nn.Module):
         self.cfg = cfg
         self.embed = nn.Linear(cfg.in_features, cfg.width)
         self.blocks = nn.ModuleList(ResidualBlock(cfg) for _ in range(cfg.depth))
-        if cfg.scaling.is_mup:
-            self.readout: nn.Linear = MuReadout(
-                cfg.width, cfg.classes, readout_zero_init=True, output_mult=cfg.output_mult
-            )
-        else:
-            self.readout = nn.Linear(cfg.width, cfg.classes)
+        self.readout = make_readout(cfg, cfg.classes, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x)
         for block in self.blocks:
             h = block(h)
-        if self.cfg.scaling.is_mup:  # MuReadout applies output_mult itself
-            return self.readout(h)
-        # on the readout's input, as MuReadout does, so the bias is not scaled: at the base
-        # width SP and muP are then the same model
-        return self.readout(self.cfg.output_mult * h)
+        return self.readout(h)
 
     @torch.no_grad()
     def initialize(self) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import torch
-from mup import MuAdamW, set_base_shapes
+from mup import MuAdamW, MuReadout, set_base_shapes
 from torch import nn
 
 PARAMETERIZATIONS = ("sp", "mup", "depth-mup")
@@ -113,6 +113,28 @@ class ProxyConfig:
     def zeroes_readout(self) -> bool:
         """Whether the init zeroes the readout (and the GPT's query): muP with ``zero_init``."""
         return self.scaling.is_mup and self.zero_init
+
+
+class Readout(nn.Linear):
+    """SP's readout: a plain linear layer whose input is multiplied by ``output_mult``, where
+    ``MuReadout`` applies it too, so a bias is never scaled and at the base width the two
+    readouts are the same layer."""
+
+    def __init__(self, in_features: int, out_features: int, *, bias: bool, output_mult: float) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        self.output_mult = output_mult
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.output_mult * x)
+
+
+def make_readout(cfg: ProxyConfig, out_features: int, *, bias: bool) -> nn.Linear:
+    """The readout from width to ``out_features``: ``MuReadout`` under muP (``output_mult``
+    and the 1/width multiplier), ``Readout`` under SP (``output_mult``); either way the
+    model just calls it, and ``init_readout`` sets its weights."""
+    if cfg.scaling.is_mup:
+        return MuReadout(cfg.width, out_features, bias=bias, readout_zero_init=True, output_mult=cfg.output_mult)
+    return Readout(cfg.width, out_features, bias=bias, output_mult=cfg.output_mult)
 
 
 @torch.no_grad()
