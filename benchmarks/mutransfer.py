@@ -125,12 +125,12 @@ Why SP stays ahead here (single runs at width 512, seed 0, outside this script)
     0-1; 2.3888 for 11.3 at -6), within noise of 32's 2.3777. Neither more steps nor more width
     closes the gap. At 400 steps muP 2.2652 (log2 lr -7; -6: 2.2856) against SP 2.2094 (-11).
     At width 1024 (seeds 0-1, two threads) muP 2.3788 (-7, the transferred optimum) against SP
-    2.3631 (-13; -12: 2.3637). With seed 0 muP's best loss is flat from width 64 through 512 to 1024 (2.378,
-    2.381, 2.382) while SP's keeps falling (2.388, 2.371, 2.359), so at this budget the gap grows with
-    width (0.007 at 512, 0.016 at 1024). At width 64 the two are the same model (from the same
-    weights and batches they train identically, which tests/test_proxy_models.py checks), so
-    muP minus SP there is the draws' noise: at 400 steps, seeds 0-3, log2 lr -7, +0.024,
-    +0.008, +0.004, -0.005.
+    2.3631 (-13; -12: 2.3637). With seed 0 muP's best loss is flat from width 64 through 512
+    to 1024 (2.378, 2.381, 2.382) while SP's keeps falling (2.388, 2.371, 2.359), so at this
+    budget the gap grows with width (0.007 at 512, 0.016 at 1024). At width 64 the two are the
+    same model (from the same weights and batches they train identically, which
+    tests/test_proxy_models.py checks), so muP minus SP there is the draws' noise: at 400
+    steps, seeds 0-3, log2 lr -7, +0.024, +0.008, +0.004, -0.005.
 
 Caveats
     The sweep has one seed and 51k tokens per run. Near an optimum the curves are flat to a
