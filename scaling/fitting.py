@@ -1,61 +1,51 @@
-"""Fitting hyperparameter scaling laws to per-cell optima, and saying how far to trust them.
+"""Fitting hyperparameter scaling laws to a sweep, and saying how far to trust them.
 
-For each law (learning rate, batch size) the fit is linear in log space,
-``log y = log a + sum(e_v log v)``, solved robustly: scipy's ``least_squares`` with a Huber
-loss (``f_scale`` 0.1, about 10% in the target) started from ordinary least squares. Then:
+A fit takes each (N, D) cell's optimum (:mod:`scaling.optimum`), fits a power law for the
+learning rate and one for the batch size (:mod:`scaling.regression`: robust, with bootstrap
+intervals and a leave-largest-scale-out error), and records what the survey "(Mis)Fitting: A
+Survey of Scaling Laws" (Li et al. 2025) asks a report to state: form, loss, optimizer and
+initialisation, the points used and excluded (with why), and the fitted range. Three choices,
+each made on the sweep's own data when left to ``auto``:
 
-* a bootstrap over cells (1,000 resamples by default) gives an interval for every coefficient
-  and, through :meth:`scaling.laws.Law.interval`, for every prediction;
-* leave-largest-scale-out validation: refit without the cells at the largest N (or C for the
-  compute form) and report the error predicting them, the honest estimate of extrapolation;
-* ``form="auto"`` fits every form the data can support and keeps the one with the smallest
-  held-out error (fewest coefficients on a tie);
-* ``batch_fallback="steplaw"`` (or another published law): when the sweep cannot support a
-  batch-size law (a sweep of the learning rate alone, or batch optima all flagged, as at the
-  small budgets a CPU affords, where loss is nearly flat in the batch), the batch law is that
-  published law's, said so in the report and in every recommendation, and the learning-rate
-  law is still fitted. Without it such a sweep gives an error, not half a law.
+* the optimum estimator and what the laws are fitted to (each cell's optimum, or its
+  near-best runs as Step Law's pipeline does): by leave-one-cell-out loss excess
+  (:mod:`scaling.selection`);
+* the form (``steplaw``, ``nd``, ``compute``): by the laws' leave-largest-scale-out error,
+  fewest coefficients on a tie, a fitted batch law before a borrowed one;
+* with ``batch_fallback`` (a published law's name), a batch law the sweep cannot support is
+  borrowed (:mod:`scaling.borrowed`) instead of failing the fit.
 
-What the survey "(Mis)Fitting: A Survey of Scaling Laws" (Li et al. 2025) asks a report to
-state is kept with the fit: form, loss, optimizer and initialisation, the points used and
-excluded (with why), and the fitted range.
+With ``validate``, the whole fit, choices included, is redone without the largest N (and,
+where some N has several D, without each N's largest D), and each held-out cell is scored on
+its own runs (:mod:`scaling.validate`): the error a user extrapolating from the sweep would see.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
 
+from scaling.borrowed import fallback_batch, lr_at_batch_law
 from scaling.errors import ScalingError
 from scaling.laws import FORMS, Law, PowerLaw, law_ranges, variables_at
-from scaling.optimum import CellOptimum, find_optimum
+from scaling.optimum import BOOTSTRAP as CELL_BOOTSTRAP
+from scaling.optimum import ESTIMATORS, CellOptimum, find_optimum
 from scaling.published import PUBLISHED_LAWS, borrowed_batch_note
+from scaling.regression import BOOTSTRAP, HUBER_SCALE, LEVEL, Point, TargetFit, fit_target
 from scaling.runs import Run, cells
+from scaling.selection import FIT_TO, choose
 
-HUBER_SCALE = 0.1
-BOOTSTRAP = 1000
-LEVEL = 0.95
+__all__ = ["BOOTSTRAP", "ScalingFit", "TargetFit", "fit_from_report", "fit_runs", "optima_of", "origin_note"]
 
-
-@dataclass(frozen=True)
-class TargetFit:
-    """One fitted power law (learning rate or batch size) with its evidence."""
-
-    target: str
-    law: PowerLaw
-    intervals: dict[str, tuple[float, float]]
-    points: list[dict[str, float]]
-    excluded: list[dict[str, Any]]
-    validation: dict[str, Any]
-    bootstrap: list[PowerLaw] = field(default_factory=list, repr=False)
-    borrowed_from: str | None = None
-    #: a borrowed law whose coefficient was refitted to the sweep's cells (its exponents kept)
-    calibrated: bool = False
+ESTIMATOR_TEXT = {
+    "quadratic": "robust quadratic in (log2 lr, log2 batch) over each cell's basin; its vertex",
+    "plateau": "geometric mean of each cell's settings within 0.25% of its best loss",
+    "asymmetric": "basin with its own steepness below and above the optimum in log2 lr, a free power and a valley tilt",
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +60,8 @@ class ScalingFit:
     optima: list[CellOptimum]
     method: dict[str, Any]
     compared: dict[str, float | None] = field(default_factory=dict)
+    #: the whole fit redone without the largest scales, scored on the held-out cells' runs
+    held_out: list[dict[str, Any]] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:
         """A JSON-ready record of the fit (what the store keeps and ``--json`` prints)."""
@@ -79,8 +71,10 @@ class ScalingFit:
             "learning_rate": _target_report(self.learning_rate),
             "batch_size": _target_report(self.batch_size),
             "fitted_range": {k: list(v) for k, v in self.law.fitted_range.items()},
+            "tolerance": {k: list(v) for k, v in self.law.tolerance.items()},
             "method": self.method,
             "forms_compared": self.compared,
+            "held_out": self.held_out,
             "cells": [o.to_dict() for o in self.optima],
             "bootstrap": [[lr.to_dict(), b.to_dict()] for lr, b in self.law.bootstrap],
         }
@@ -108,108 +102,16 @@ def origin_note(part: dict[str, Any]) -> str:
     return f" ({source} exponent, calibrated)" if part.get("calibrated") else f" (from {source})"
 
 
-def _solve(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Huber regression of log targets on [1, log variables...]."""
-    a = np.column_stack([np.ones(len(xs)), xs])
-    start, *_ = np.linalg.lstsq(a, ys, rcond=None)
-    return least_squares(lambda c: a @ c - ys, start, loss="huber", f_scale=HUBER_SCALE).x
-
-
-def _as_law(coef: np.ndarray, variables: Sequence[str]) -> PowerLaw:
-    return PowerLaw(float(math.exp(coef[0])), {v: float(e) for v, e in zip(variables, coef[1:], strict=True)})
-
-
-def _columns(points: Sequence[tuple[float, float, float]], variables: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    xs = np.array([[math.log(variables_at(n, d)[v]) for v in variables] for n, d, _ in points]).reshape(len(points), len(variables))
-    return xs, np.log([y for _, _, y in points])
-
-
-def _identifiable(xs: np.ndarray) -> bool:
-    a = np.column_stack([np.ones(len(xs)), xs])
-    return len(xs) > a.shape[1] and np.linalg.matrix_rank(a) == a.shape[1]
-
-
-def fit_target(
-    target: str,
-    points: Sequence[tuple[float, float, float]],
-    variables: Sequence[str],
-    *,
-    excluded: list[dict[str, Any]],
-    bootstrap: int = BOOTSTRAP,
-    seed: int = 0,
-) -> TargetFit:
-    """Fit ``target = a * prod(v ** e_v)`` to (N, D, target) points."""
-    xs, ys = _columns(points, variables)
-    if not _identifiable(xs):
-        distinct = {v: len({variables_at(n, d)[v] for n, d, _ in points}) for v in variables}
-        raise ScalingError(
-            f"cannot fit {target} ~ {' * '.join(variables)}: {len(points)} usable cell optima with "
-            + ", ".join(f"{k} taking {c} distinct value{'s' if c != 1 else ''}" for k, c in distinct.items())
-            + f"; it needs more cells than its {len(variables) + 1} coefficients and at least 2 values of each variable"
-        )
-    coef = _solve(xs, ys)
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(bootstrap):
-        idx = rng.integers(0, len(points), len(points))
-        if _identifiable(xs[idx]):
-            coef_i = _solve(xs[idx], ys[idx])
-            if abs(coef_i[0]) < 700:  # a near-degenerate resample's coefficient overflows exp: drop it
-                samples.append(coef_i)
-    boot = np.array(samples) if samples else coef[None, :]
-    q = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
-    names = ["coefficient", *variables]
-    intervals = {}
-    for i, name in enumerate(names):
-        lo, hi = np.percentile(boot[:, i], q)
-        intervals[name] = (float(math.exp(lo)), float(math.exp(hi))) if i == 0 else (float(lo), float(hi))
-    return TargetFit(
-        target=target,
-        law=_as_law(coef, variables),
-        intervals=intervals,
-        points=[{"n_params": n, "tokens": d, target: y} for n, d, y in points],
-        excluded=excluded,
-        validation=_leave_largest_out(points, "C" if "C" in variables else "N", lambda kept: _regress(kept, variables),
-                                      f"the smaller scales alone cannot fit {len(variables) + 1} coefficients"),
-        bootstrap=[_as_law(c, variables) for c in samples],
-    )
-
-
-def _regress(points: Sequence[tuple[float, float, float]], variables: Sequence[str]) -> PowerLaw | None:
-    """The robust fit of a law in ``variables`` to points; None when they cannot identify it."""
-    xs, ys = _columns(points, variables)
-    return _as_law(_solve(xs, ys), variables) if _identifiable(xs) else None
-
-
-def _leave_largest_out(
-    points: Sequence[tuple[float, float, float]],
-    key: str,
-    fit: Callable[[list[tuple[float, float, float]]], PowerLaw | None],
-    why_not: str,
-) -> dict[str, Any]:
-    """Fit without the cells at the largest ``key`` (N; C for compute laws) and predict them;
-    ``why_not`` says why when the smaller scales cannot be fitted."""
-    largest = max(variables_at(n, d)[key] for n, d, _ in points)
-    held = [p for p in points if variables_at(p[0], p[1])[key] == largest]
-    kept = [p for p in points if variables_at(p[0], p[1])[key] != largest]
-    law = fit(kept) if kept else None
-    if law is None:
-        return {"held_out": f"largest {key} = {largest:.3g}", "error": None, "why": why_not}
-    errors = [abs(math.log(law(n, d) / y)) for n, d, y in held]
-    return {
-        "held_out": f"largest {key} = {largest:.3g} ({len(held)} cell{'s' if len(held) > 1 else ''})",
-        "error": math.exp(float(np.mean(errors))) - 1,  # mean relative error, multiplicative
-        "predictions": [{"n_params": n, "tokens": d, "actual": y, "predicted": law(n, d)} for n, d, y in held],
-    }
-
-
-def optima_of(runs: Iterable[Run], *, window: float | None = None, seed: int = 0) -> tuple[list[CellOptimum], list[dict[str, Any]]]:
-    """Each (N, D) cell's optimum; cells too thin to have one are listed with the reason."""
+def optima_of(
+    runs: Iterable[Run], *, estimator: str = "quadratic", window: float | None = None, seed: int = 0,
+    bootstrap: int = CELL_BOOTSTRAP,
+) -> tuple[list[CellOptimum], list[dict[str, Any]]]:
+    """Each (N, D) cell's optimum by ``estimator``; cells too thin to have one are listed with the reason."""
     found, skipped = [], []
     for (n, d), group in cells(runs).items():
         try:
             kwargs = {} if window is None else {"window": window}
-            found.append(find_optimum(group, seed=seed, **kwargs))
+            found.append(find_optimum(group, estimator=estimator, seed=seed, bootstrap=bootstrap, **kwargs))
         except ScalingError as exc:
             skipped.append({"n_params": n, "tokens": d, "why": str(exc)})
     return found, skipped
@@ -219,52 +121,86 @@ def fit_runs(
     runs: Iterable[Run],
     *,
     form: str = "auto",
+    estimator: str = "auto",
+    fit_to: str = "auto",
     name: str = "fit",
     bootstrap: int = BOOTSTRAP,
     seed: int = 0,
     batch_fallback: str | None = None,
+    validate: bool = True,
 ) -> ScalingFit:
-    """Fit a law of ``form`` (``steplaw``, ``nd``, ``compute`` or ``auto``) to runs; with
-    ``batch_fallback`` (a published law's name), a batch law the runs cannot support is taken
-    from that law instead of failing the fit."""
-    if form != "auto" and form not in FORMS:
-        raise ScalingError(f"unknown form {form!r}; choose auto or one of {', '.join(FORMS)}")
+    """Fit a law of ``form`` (``steplaw``, ``nd``, ``compute`` or ``auto``) to runs, reading each
+    cell's optimum with ``estimator`` (one of :data:`scaling.optimum.ESTIMATORS` or ``auto``) and
+    fitting the laws to ``fit_to`` (``optima``, ``runs`` or ``auto``); with ``batch_fallback``
+    (a published law's name), a batch law the runs cannot support is taken from that law instead
+    of failing the fit; with ``validate``, the fit is redone without the largest scales and
+    scored on them (see the module)."""
+    for label, value, allowed in (("form", form, FORMS), ("estimator", estimator, ESTIMATORS), ("fit_to", fit_to, FIT_TO)):
+        if value != "auto" and value not in allowed:
+            raise ScalingError(f"unknown {label} {value!r}; choose auto or one of {', '.join(allowed)}")
     if batch_fallback is not None and batch_fallback not in PUBLISHED_LAWS:
         raise ScalingError(f"unknown batch fallback {batch_fallback!r}; choose one of {', '.join(PUBLISHED_LAWS)}")
     runs = list(runs)
-    optima, skipped = optima_of(runs, seed=seed)
+    estimators = ESTIMATORS if estimator == "auto" else (estimator,)
+    modes = FIT_TO if fit_to == "auto" else (fit_to,)
+    screened = {e: optima_of(runs, estimator=e, seed=seed, bootstrap=0) for e in estimators}
+    _check_scales(*screened[estimators[0]])
+
+    def quick(optima: list[CellOptimum], skipped: list[dict[str, Any]], mode: str, form_: str) -> tuple[str, Any]:
+        result = _fit_forms(form_, name, optima, skipped, 0, seed, batch_fallback, mode)
+        return result.form, result.law.predict
+
+    if len(estimators) * len(modes) == 1:
+        (chosen, mode), choice = (estimators[0], modes[0]), {"by": "given", "chosen": f"{estimators[0]} {modes[0]}"}
+    else:
+        (chosen, mode), choice = choose(cells(runs), screened, modes, form, quick)
+    optima, skipped = optima_of(runs, estimator=chosen, seed=seed, bootstrap=CELL_BOOTSTRAP if bootstrap > 0 else 0)
+    why = "given" if choice["by"] == "given" else "the sweep's choice (method.estimator_choice)"
+    optima = [replace(o, note=o.note or why) for o in optima]
+    result = _fit_forms(form, name, optima, skipped, bootstrap, seed, batch_fallback, mode)
+    result.method["estimator_choice"] = choice
+    if not validate:
+        return result
+    from scaling.validate import held_out
+
+    checks = held_out(runs, form=form, estimator=estimator, fit_to=fit_to, seed=seed, batch_fallback=batch_fallback)
+    return replace(result, held_out=checks)
+
+
+def _check_scales(optima: list[CellOptimum], skipped: list[dict[str, Any]]) -> None:
     if not optima:
-        raise ScalingError(
-            "no (N, D) cell has an optimum: " + "; ".join(s["why"] for s in skipped[:3])
-        )
+        raise ScalingError("no (N, D) cell has an optimum: " + "; ".join(s["why"] for s in skipped[:3]))
     if len({(o.n_params, o.tokens) for o in optima}) < 2:
         raise ScalingError(
             f"all runs are at a single scale (N={optima[0].n_params:.3g}, D={optima[0].tokens:.3g}); "
             "a law needs several model sizes or token budgets"
         )
+
+
+def _fit_forms(
+    form: str, name: str, optima: list[CellOptimum], skipped: list[dict[str, Any]], bootstrap: int, seed: int,
+    batch_fallback: str | None, fit_to: str,
+) -> ScalingFit:
+    """The fit in ``form``, or for ``auto`` the form with the smallest leave-largest-scale-out
+    error (a fitted batch law before a borrowed one, fewest coefficients on a tie)."""
     if form != "auto":
-        return _fit_form(form, name, optima, skipped, bootstrap, seed, batch_fallback)
+        return _fit_form(form, name, optima, skipped, bootstrap, seed, batch_fallback, fit_to)
     fits: dict[str, ScalingFit] = {}
     failures: dict[str, str] = {}
     for candidate in FORMS:
         try:
-            fits[candidate] = _fit_form(candidate, name, optima, skipped, bootstrap, seed, batch_fallback)
+            fits[candidate] = _fit_form(candidate, name, optima, skipped, bootstrap, seed, batch_fallback, fit_to)
         except ScalingError as exc:
             failures[candidate] = str(exc)
     if not fits:
         raise ScalingError("no form fits these runs: " + "; ".join(f"{f}: {why}" for f, why in failures.items()))
     scores = {f: _held_out_score(s) for f, s in fits.items()}
-    # a form whose batch law was fitted beats one that borrowed it, whatever the scores
     ranked = sorted(fits, key=lambda f: (fits[f].batch_size.borrowed_from is not None,
                                          math.inf if scores[f] is None else scores[f], _n_coefficients(f)))
     best = fits[ranked[0]]
     choice = ("auto: smallest leave-largest-scale-out error (lr + batch)" if any(v is not None for v in scores.values())
               else "auto: no form could be checked on a held-out scale, so the one with the fewest coefficients")
-    return ScalingFit(
-        best.name, best.form, best.law, best.learning_rate, best.batch_size, best.optima,
-        {**best.method, "form_choice": choice},
-        compared={**scores, **{f: None for f in failures}},
-    )
+    return replace(best, method={**best.method, "form_choice": choice}, compared={**scores, **{f: None for f in failures}})
 
 
 def _n_coefficients(form: str) -> int:
@@ -287,19 +223,20 @@ def _fit_form(
     bootstrap: int,
     seed: int,
     batch_fallback: str | None = None,
+    fit_to: str = "optima",
 ) -> ScalingFit:
     lr_vars, b_vars = FORMS[form]
-    lr_points, lr_out = _usable(optima, "learning_rate", skipped)
-    b_points, b_out = _usable(optima, "batch_size", skipped)
+    lr_points, lr_out = _usable(optima, "learning_rate", skipped, fit_to)
+    b_points, b_out = _usable(optima, "batch_size", skipped, fit_to)
     lr_fit = fit_target("learning_rate", lr_points, lr_vars, excluded=lr_out, bootstrap=bootstrap, seed=seed)
     try:
         b_fit = fit_target("batch_size", b_points, b_vars, excluded=b_out, bootstrap=bootstrap, seed=seed + 1)
     except ScalingError as exc:
         if batch_fallback is None:
             raise
-        b_fit = _fallback_batch(PUBLISHED_LAWS[batch_fallback], str(exc), optima, b_out, bootstrap, seed + 1)
-        if b_fit.calibrated:
-            lr_fit = _lr_at_batch_law(lr_fit, lr_vars, optima, b_fit.law, lr_out, bootstrap, seed)
+        b_fit = fallback_batch(PUBLISHED_LAWS[batch_fallback], str(exc), optima, b_out, bootstrap, seed + 1)
+        if b_fit.calibrated and fit_to == "optima":
+            lr_fit = lr_at_batch_law(lr_fit, lr_vars, optima, b_fit.law, lr_out, bootstrap, seed)
     used = {(p["n_params"], p["tokens"]) for p in lr_fit.points + b_fit.points}
     span = {v: [variables_at(n, d)[v] for n, d in used] for v in ("N", "D", "C")}
     law = Law(
@@ -314,102 +251,47 @@ def _fit_form(
         ranges=law_ranges(lr_fit.points, b_fit.points,
                           None if b_fit.borrowed_from is None or b_fit.calibrated
                           else PUBLISHED_LAWS[b_fit.borrowed_from].fitted_range),
+        tolerance=_tolerance(optima, b_fit.borrowed_from is None),
     )
+    estimators = sorted({o.estimator for o in optima})
     method = {
         "form": {"steplaw": "eta = a N^alpha D^beta; B = b D^gamma", "nd": "eta = a N^alpha D^beta; B = b N^delta D^gamma",
                  "compute": "eta = a C^alpha; B = b C^gamma; C = 6 N D"}[form],
         "loss": f"Huber (f_scale {HUBER_SCALE}) on natural-log targets",
         "optimizer": "scipy.optimize.least_squares (trf), started from ordinary least squares",
         "bootstrap": f"{bootstrap} resamples of cells, {int(LEVEL * 100)}% percentile intervals, seed {seed}",
-        "cell_optimum": "robust quadratic in (log2 lr, log2 batch) over each cell's basin; flagged cells excluded",
+        "cell_optimum": "; ".join(f"{e}: {ESTIMATOR_TEXT[e]}" for e in estimators) + "; flagged cells excluded",
+        "fit_to": "each cell's optimum" if fit_to == "optima"
+                  else "every run within 0.25% of its cell's best loss (Step Law's pipeline; cells resampled as units)",
     }
     return ScalingFit(name, form, law, lr_fit, b_fit, optima, method)
 
 
-def _lr_at_batch_law(
-    lr_fit: TargetFit, variables: Sequence[str], optima: list[CellOptimum], batch_law: PowerLaw,
-    excluded: list[dict[str, Any]], bootstrap: int, seed: int,
-) -> TargetFit:
-    """The learning-rate law refitted to each cell's best rate at the batch the calibrated batch
-    law gives it. A cell whose batch optimum could not be found sits in a valley where the best
-    rate moves with the batch; its 'optimum' rate is read at an arbitrary point of that valley
-    (its best run's batch), while the recommendation will use the batch law's batch. Reading
-    every cell at the law's own batch keeps the two laws consistent. Cells without a surface
-    in the batch keep their optimum's rate."""
-    used = {(p["n_params"], p["tokens"]) for p in lr_fit.points}
-    points = []
-    for o in optima:
-        if (o.n_params, o.tokens) not in used:
-            continue
-        at = o.learning_rate_at(batch_law(o.n_params, o.tokens))
-        points.append((o.n_params, o.tokens, o.learning_rate if at is None else at))
-    refit = fit_target("learning_rate", points, variables, excluded=excluded, bootstrap=bootstrap, seed=seed)
-    return replace(refit, validation={**refit.validation,
-                                      "read_at": "each cell's best learning rate at the calibrated batch law's batch"})
-
-
-def _fallback_batch(
-    published: Law, why: str, optima: list[CellOptimum], excluded: list[dict[str, Any]], bootstrap: int, seed: int
-) -> TargetFit:
-    """The batch-size law when the runs cannot fit one: the published law's exponents, with
-    its coefficient calibrated to the cells that swept the batch (each cell's optimum, or the
-    batch of its best run where the optimum is flagged). The exponents come from a study far
-    larger than any sweep; the level does not carry over (it depends on the data, tokenizer and
-    sequence length: Step Law's own level puts the optimum of a byte-level CPU proxy ~20x too
-    high), so the sweep sets it with one coefficient, which even cells flat in the batch can
-    support. A sweep that never varied the batch gives no level: the published law unchanged."""
-    evidence = [(o.n_params, o.tokens, o.best_batch) for o in optima if o.best_batch is not None]
-    if not evidence:
-        return TargetFit(
-            target="batch_size",
-            law=published.batch_tokens,
-            intervals={},
-            points=[],
-            excluded=excluded,
-            validation={"error": None, "why": f"not fitted ({why}); taken from {published.name}"},
-            bootstrap=[published.batch_tokens] * bootstrap,
-            borrowed_from=published.name,
-        )
-    exponents = dict(published.batch_tokens.exponents)
-
-    def calibrate(points: Sequence[tuple[float, float, float]]) -> PowerLaw:
-        offsets = np.array([math.log(b) - sum(e * math.log(variables_at(n, d)[v]) for v, e in exponents.items())
-                            for n, d, b in points])
-        start = float(np.median(offsets))
-        level = least_squares(lambda c: c - offsets, [start], loss="huber", f_scale=HUBER_SCALE).x[0]
-        return PowerLaw(float(math.exp(level)), exponents)
-
-    law = calibrate(evidence)
-    rng = np.random.default_rng(seed)
-    boot = [calibrate([evidence[i] for i in rng.integers(0, len(evidence), len(evidence))]) for _ in range(bootstrap)]
-    q = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
-    lo, hi = np.percentile([b.coefficient for b in boot], q)
-    validation = _leave_largest_out(evidence, "C" if "C" in exponents else "N", calibrate, "one scale only")
-    validation["why_calibrated"] = (
-        f"no batch law could be fitted ({why}); {published.name}'s exponents with the coefficient fitted to "
-        f"{len(evidence)} cells' best batches"
-    )
-    return TargetFit(
-        target="batch_size",
-        law=law,
-        intervals={"coefficient": (float(lo), float(hi))},
-        points=[{"n_params": n, "tokens": d, "batch_size": b} for n, d, b in evidence],
-        excluded=[e for e in excluded if (e.get("n_params"), e.get("tokens")) not in {(n, d) for n, d, _ in evidence}],
-        validation=validation,
-        bootstrap=boot,
-        borrowed_from=published.name,
-        calibrated=True,
-    )
+def _tolerance(optima: list[CellOptimum], batch_fitted: bool) -> dict[str, tuple[float, float]]:
+    """The recommendation's range: the median, over the usable cells, of where the settings
+    within 0.1% of the best run lie relative to the cell's optimum (log2 offsets below and
+    above); the batch only where the batch law was fitted."""
+    out = {}
+    for dim, value in (("learning_rate", lambda o: o.learning_rate), ("batch_size", lambda o: o.batch_size)):
+        offsets = [(math.log2(o.tolerance[dim][0] / value(o)), math.log2(o.tolerance[dim][1] / value(o)))
+                   for o in optima if dim not in o.flags and dim in o.tolerance]
+        if offsets and (dim == "learning_rate" or batch_fitted):
+            out[dim] = (float(np.median([a for a, _ in offsets])), float(np.median([b for _, b in offsets])))
+    return out
 
 
 def _usable(
-    optima: list[CellOptimum], target: str, skipped: list[dict[str, Any]]
-) -> tuple[list[tuple[float, float, float]], list[dict[str, Any]]]:
+    optima: list[CellOptimum], target: str, skipped: list[dict[str, Any]], fit_to: str = "optima"
+) -> tuple[list[Point], list[dict[str, Any]]]:
+    """The law's points (a cell's optimum, or each of its near-best runs) from the cells whose
+    ``target`` is not flagged; the others, with why."""
     points, excluded = [], list(skipped)
     for o in optima:
         flag = o.flags.get(target)
         if flag:
             excluded.append({"n_params": o.n_params, "tokens": o.tokens, "why": flag})
+        elif fit_to == "runs":
+            points += [(o.n_params, o.tokens, r.learning_rate if target == "learning_rate" else r.batch_size) for r in o.kept]
         else:
             points.append((o.n_params, o.tokens, o.learning_rate if target == "learning_rate" else o.batch_size))
     return points, excluded
@@ -430,4 +312,5 @@ def fit_from_report(name: str, report: dict[str, Any]) -> ScalingFit:
 
     lr = target("learning_rate", law.learning_rate, [b[0] for b in law.bootstrap])
     batch = target("batch_size", law.batch_tokens, [b[1] for b in law.bootstrap])
-    return ScalingFit(name, report["form"], law, lr, batch, [], report.get("method", {}), report.get("forms_compared", {}))
+    return ScalingFit(name, report["form"], law, lr, batch, [], report.get("method", {}), report.get("forms_compared", {}),
+                      report.get("held_out", []))

@@ -94,7 +94,9 @@ class Law:
     (``learning_rate``, ``batch_size``): a fit's two laws often rest on different cells (a
     cell's batch optimum is flagged where its learning rate is not), and the batch law may
     be a published one. ``bootstrap`` holds, for a fitted law, one (learning-rate law,
-    batch-size law) pair per bootstrap resample.
+    batch-size law) pair per bootstrap resample. ``tolerance`` gives, for a fitted law, where
+    the settings within 0.1% of the best loss lay around the fitted cells' optima, as log2
+    offsets (below, above) per hyperparameter: a recommendation's range, not only its point.
     """
 
     name: str
@@ -105,6 +107,7 @@ class Law:
     notes: str = ""
     bootstrap: Sequence[tuple[PowerLaw, PowerLaw]] = field(default=(), repr=False)
     ranges: Mapping[str, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
+    tolerance: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def predict(self, n_params: float, tokens: float) -> tuple[float, float]:
         """(learning rate, batch size in tokens)."""

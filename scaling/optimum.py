@@ -1,38 +1,97 @@
 """The optimal learning rate and batch size of one (N, D) cell, from its sweep's runs.
 
-Not the argmin of noisy losses: near its optimum the loss is convex in log learning rate and
-log batch size (Step Law, section 3), so we fit a quadratic surface in (log2 lr, log2 batch)
-to the runs in the basin (within ``window`` of the best loss, and at least enough to fit),
-robustly (scipy's ``least_squares`` with a soft-L1 loss, so one noisy run does not drag the
-vertex), and report:
+Not the argmin of noisy losses. Three estimators locate the optimum, each its own module:
 
-* the vertex as the optimum, with a bootstrap interval (runs resampled, surface refitted);
-* the plateau: the settings whose fitted loss is within ``plateau`` (0.25%) of the optimum's;
-* flags: an optimum on or beyond the edge of the swept range, a surface that is not convex,
-  a batch size that was not swept. A flagged dimension is not used by a law fit.
+* ``quadratic`` (:mod:`scaling.quadratic`): a robust quadratic in (log2 lr, log2 batch) over
+  the basin; its vertex. Right for symmetric, convex basins (Step Law, section 3).
+* ``plateau`` (:mod:`scaling.plateau`): the geometric mean of the settings within ``plateau``
+  (0.25%) of the cell's best loss, as Step Law's pipeline reads an optimum. Makes no shape
+  assumption, so an asymmetric or plateau-shaped basin does not pull it.
+* ``asymmetric`` (:mod:`scaling.asymmetric`): a basin with its own steepness on each side of
+  the optimum in log lr (real basins are steep above, flat below) and a free power (plateau
+  shapes), tilted along the batch; needs 5+ learning rates in the basin, else the cell falls
+  back to the quadratic and says so.
 
-With fewer than three batch sizes, or fewer than ten runs, the fit is one-dimensional in
-the learning rate.
+This module holds what they share: the cell's finite runs and grids, the flags (an optimum on
+or beyond the edge of the swept range, a batch size not swept), the bootstrap interval (the
+cell's runs resampled and the same estimator re-run, so the basin selection is part of the
+uncertainty), and the estimator-neutral ranges read off the runs (:mod:`scaling.surface`):
+``plateau`` (within 0.25% of the best run) and ``tolerance`` (within 0.1%, the range a
+recommendation carries). A flagged dimension is not used by a law fit. Which estimator a fit
+uses is chosen on the sweep itself (:mod:`scaling.selection`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from scaling.errors import ScalingError
 from scaling.runs import Run
+from scaling.surface import CellSurface
 
+#: the near-best set: the plateau estimator averages it and a fit to runs keeps it (Step Law's 0.25%)
 PLATEAU = 0.0025
+#: the range a recommendation reports: settings within 0.1% of the best loss
+TOLERANCE = 0.001
+#: the basin a curve is fitted to: runs within 5% of the best loss
 WINDOW = 0.05
 BOOTSTRAP = 200
-#: Runs a cell needs for a surface in (lr, batch): its 6 coefficients and 4 to spare.
+#: Runs a cell needs for a surface in (lr, batch): a quadratic's 6 coefficients and 4 to spare.
 SURFACE_RUNS = 10
+ESTIMATORS = ("quadratic", "plateau", "asymmetric")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A cell's finite runs and what was swept, prepared once for every estimator."""
+
+    runs: tuple[Run, ...]
+    learning_rates: tuple[float, ...]
+    batches: tuple[float, ...]
+
+    @classmethod
+    def of(cls, runs: Sequence[Run]) -> Cell:
+        finite = tuple(r for r in runs if math.isfinite(r.loss))
+        return cls(finite, tuple(sorted({r.learning_rate for r in finite})), tuple(sorted({r.batch_size for r in finite})))
+
+    @property
+    def best(self) -> Run:
+        return min(self.runs, key=lambda r: r.loss)
+
+    @property
+    def y_swept(self) -> tuple[float, float]:
+        return math.log2(self.batches[0]), math.log2(self.batches[-1])
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where an estimator puts a cell's optimum (log2 values).
+
+    ``x`` is None when the estimator finds no optimum inside the data (its reason in
+    ``flags``); ``y`` is the batch optimum, beyond the swept range when the basin opens that
+    way, and ``batch_found`` False when there is none (the learning rate is then read at the
+    best run's batch). ``valley`` is the line log2 lr = a + k log2 batch along which the best
+    learning rate moves with the batch, when the estimator models one."""
+
+    x: float | None
+    y: float | None
+    batch_found: bool
+    two_d: bool
+    loss: float
+    used: int
+    flags: dict[str, str] = field(default_factory=dict)
+    valley: tuple[float, float] | None = None
+    #: the fitted coefficients, where a resample's fit can start from them (:mod:`scaling.asymmetric`)
+    params: tuple[float, ...] | None = None
+
+
+class NotApplicable(ScalingError):
+    """An estimator that cannot read this cell (too few learning rates for its shape)."""
 
 
 @dataclass(frozen=True)
@@ -52,22 +111,29 @@ class CellOptimum:
     flags: dict[str, str] = field(default_factory=dict)
     runs_used: int = 0
     runs_excluded: dict[str, int] = field(default_factory=dict)
-    #: whether the batch size was swept enough for a surface (3+ sizes, 10+ runs); a cell
-    #: whose batch optimum is flagged still shows where its best runs were when it was
+    #: whether the estimator could read the batch size (3+ sizes; a surface also needs 10+
+    #: runs); a cell whose batch optimum is flagged still shows where its best runs were
     batch_swept: bool = False
-    #: the fitted quadratic's coefficients in (log2 lr, log2 batch) when it is convex in the
-    #: learning rate (for :meth:`learning_rate_at`)
-    surface: tuple[float, ...] | None = field(default=None, repr=False)
+    #: the line log2 lr = a + k log2 batch of the estimator's valley (for :meth:`learning_rate_at`)
+    valley: tuple[float, float] | None = field(default=None, repr=False)
+    estimator: str = "quadratic"
+    #: why this estimator read this cell (a fallback says what it fell back from)
+    note: str = ""
+    #: the settings within TOLERANCE (0.1%) of the best run, read off the runs
+    tolerance: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: the runs within PLATEAU (0.25%) of the best, which a fit to runs uses
+    kept: tuple[Run, ...] = field(default=(), repr=False)
 
     def learning_rate_at(self, batch_size: float) -> float | None:
-        """The best learning rate of the cell's fitted surface at ``batch_size`` (clamped to the
+        """The best learning rate along the estimator's valley at ``batch_size`` (clamped to the
         swept batches): along a valley the best rate moves with the batch, so a law that
         recommends another batch than the cell's optimum needs the rate at that batch. None
-        without a surface convex in the learning rate."""
-        if self.surface is None:
+        where the estimator models no valley."""
+        if self.valley is None:
             return None
-        y_swept = tuple(math.log2(b) for b in self.swept["batch_size"])
-        return 2.0 ** _lr_at(np.array(self.surface), _clamp(math.log2(batch_size), y_swept))
+        lo, hi = (math.log2(b) for b in self.swept["batch_size"])
+        a, k = self.valley
+        return 2.0 ** (a + k * min(max(math.log2(batch_size), lo), hi))
 
     @property
     def best_batch(self) -> float | None:
@@ -90,6 +156,8 @@ class CellOptimum:
         return {
             "n_params": self.n_params,
             "tokens": self.tokens,
+            "estimator": self.estimator,
+            "note": self.note,
             "learning_rate": self.learning_rate,
             "batch_size": self.batch_size,
             "loss": self.loss,
@@ -97,6 +165,7 @@ class CellOptimum:
             "learning_rate_interval": self.learning_rate_interval,
             "batch_size_interval": self.batch_size_interval,
             "plateau": self.plateau,
+            "tolerance": self.tolerance,
             "swept": self.swept,
             "flags": self.flags,
             "runs_used": self.runs_used,
@@ -105,118 +174,96 @@ class CellOptimum:
         }
 
 
-def _design(x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-    if y is None:
-        return np.column_stack([np.ones_like(x), x, x * x])
-    return np.column_stack([np.ones_like(x), x, y, x * x, y * y, x * y])
+def _locator(estimator: str) -> Callable[..., Located]:
+    from scaling import asymmetric, plateau, quadratic
+
+    try:
+        return {"quadratic": quadratic.locate, "plateau": plateau.locate, "asymmetric": asymmetric.locate}[estimator]
+    except KeyError:
+        raise ScalingError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}") from None
 
 
-def _fit(x: np.ndarray, y: np.ndarray | None, loss: np.ndarray) -> np.ndarray:
-    a = _design(x, y)
-    start, *_ = np.linalg.lstsq(a, loss, rcond=None)
-    scale = max(1e-4, 0.01 * float(np.median(loss)))
-    return least_squares(lambda c: a @ c - loss, start, loss="soft_l1", f_scale=scale).x
-
-
-def _vertex(
-    c: np.ndarray, two_d: bool, y_best: float, y_swept: tuple[float, float]
-) -> tuple[float, float | None, bool] | None:
-    """The minimum of the fitted quadratic as (log2 lr, log2 batch, batch found); None when
-    it is not convex in the learning rate. A surface convex in the learning rate but open or
-    flat along the batch size (the valley small budgets give, where the best learning rate
-    rises with the batch) still has a learning-rate optimum: the one at the best run's batch.
-    A batch vertex beyond the swept range (``y_swept``, log2) is reported, but its learning
-    rate is read where the valley leaves the data, at the nearest swept batch: along the
-    valley the best rate moves with the batch, so the rate at an extrapolated batch is an
-    extrapolation too."""
-    if not two_d:
-        return (-c[1] / (2 * c[2]), None, False) if c[2] > 0 else None
-    h = np.array([[2 * c[3], c[5]], [c[5], 2 * c[4]]])
-    if np.linalg.eigvalsh(h).min() > 0:
-        vx, vy = np.linalg.solve(h, -c[1:3])
-        if not y_swept[0] <= vy <= y_swept[1]:
-            vx = _lr_at(c, _clamp(vy, y_swept))
-        return float(vx), float(vy), True
-    if c[3] > 0:
-        return _lr_at(c, y_best), y_best, False
-    return None
-
-
-def _lr_at(c: np.ndarray, y: float) -> float:
-    """The best log2 learning rate of the fitted surface at log2 batch ``y`` (convex in lr)."""
-    return float(-(c[1] + c[5] * y) / (2 * c[3]))
-
-
-def _clamp(y: float, y_swept: tuple[float, float]) -> float:
-    return min(max(y, y_swept[0]), y_swept[1])
-
-
-def _select(runs: Sequence[Run], window: float, minimum: int) -> list[Run]:
-    ordered = sorted(runs, key=lambda r: r.loss)
-    best = ordered[0].loss
-    basin = [r for r in ordered if r.loss <= best * (1 + window)]
-    return basin if len(basin) >= minimum else ordered[:minimum]
+def batch_not_swept(cell: Cell) -> str:
+    """The flag of a cell whose batch an estimator cannot read: too few sizes, else too few
+    runs for a surface."""
+    if len(cell.batches) < 3:
+        n = len(cell.batches)
+        return f"batch size not swept ({n} value{'s' if n > 1 else ''}; 3 needed)"
+    return f"too few runs ({len(cell.runs)}) for a surface in learning rate and batch size ({SURFACE_RUNS} needed)"
 
 
 def find_optimum(
     runs: Sequence[Run],
     *,
+    estimator: str = "quadratic",
     window: float = WINDOW,
     plateau: float = PLATEAU,
     bootstrap: int = BOOTSTRAP,
     seed: int = 0,
 ) -> CellOptimum:
-    """The optimum of the runs of one (N, D) cell (see the module)."""
+    """The optimum of the runs of one (N, D) cell by ``estimator`` (see the module). The
+    asymmetric estimator falls back to the quadratic on a cell with too few learning rates."""
+    locate = _locator(estimator)
     if not runs:
         raise ScalingError("no runs to find an optimum in")
     n_params, tokens = runs[0].n_params, runs[0].tokens
-    finite = [r for r in runs if math.isfinite(r.loss)]
-    excluded = {"diverged": len(runs) - len(finite)} if len(finite) < len(runs) else {}
-    lrs = sorted({r.learning_rate for r in finite})
-    batches = sorted({r.batch_size for r in finite})
-    # a quadratic surface has 6 coefficients: with fewer than 10 runs, fit the learning rate alone
-    two_d = len(batches) >= 3 and len(finite) >= SURFACE_RUNS
-    minimum = 6 if two_d else 3
-    if len(lrs) < 3:
+    cell = Cell.of(runs)
+    if len(cell.learning_rates) < 3:
         raise ScalingError(
-            f"cell N={n_params:.3g}, D={tokens:.3g}: {len(lrs)} distinct learning rates with a finite loss; "
+            f"cell N={n_params:.3g}, D={tokens:.3g}: {len(cell.learning_rates)} distinct learning rates with a finite loss; "
             "an optimum needs at least 3"
         )
-    chosen = _select(finite, window, minimum + (1 if two_d else 0))
-    excluded["outside the basin"] = len(finite) - len(chosen)
-    x = np.log2([r.learning_rate for r in chosen])
-    y = np.log2([r.batch_size for r in chosen]) if two_d else None
-    loss = np.array([r.loss for r in chosen])
-    best = min(finite, key=lambda r: r.loss)
-    swept = {"learning_rate": (lrs[0], lrs[-1]), "batch_size": (batches[0], batches[-1])}
-    flags: dict[str, str] = {}
-    coef = _fit(x, y, loss)
-    y_swept = (math.log2(batches[0]), math.log2(batches[-1]))
-    vertex = _vertex(coef, two_d, math.log2(best.batch_size), y_swept)
-    if vertex is None:
-        reason = "the fitted surface is not convex: no optimum inside the data"
-        flags["learning_rate"] = reason
-        if two_d:
-            flags["batch_size"] = reason
-        vx, vy = math.log2(best.learning_rate), math.log2(best.batch_size)
-    else:
-        vx = vertex[0]
-        vy = vertex[1] if vertex[1] is not None else math.log2(best.batch_size)
-        if two_d and not vertex[2]:
-            flags["batch_size"] = (
-                "the fitted surface is not convex in the batch size (a flat or open valley): no batch "
-                f"optimum inside the data; the learning rate is the optimum at the best run's batch {best.batch_size:.3g}"
-            )
-    if not two_d:
-        flags["batch_size"] = (
-            f"batch size not swept ({len(batches)} value{'s' if len(batches) > 1 else ''}; 3 needed)" if len(batches) < 3
-            else f"too few runs ({len(finite)}) for a surface in learning rate and batch size ({SURFACE_RUNS} needed)"
-        )
+    options = {"plateau": plateau} if estimator == "plateau" else {"window": window}
+    note = ""
+    try:
+        found = locate(cell, **options)
+    except NotApplicable as exc:
+        estimator, locate, note = "quadratic", _locator("quadratic"), f"asymmetric not applicable ({exc}): quadratic"
+        found = locate(cell, window=window)
+    best = cell.best
+    flags = dict(found.flags)
+    x = found.x if found.x is not None else math.log2(best.learning_rate)
+    y = found.y if found.y is not None else math.log2(best.batch_size)
+    if found.x is not None:
+        flags.update(_edge_flags(cell, x, y, {"learning_rate"} | ({"batch_size"} if found.two_d else set()) - set(flags)))
+    warm = {"start": found.params} if found.params is not None else {}
+    lr_interval, batch_interval = _intervals(cell, locate, {**options, **warm}, bootstrap, seed)
+    surface = CellSurface(cell.runs)
+    diverged = len(runs) - len(cell.runs)
+    excluded = {"diverged": diverged, "outside the basin": len(cell.runs) - found.used}
+    return CellOptimum(
+        n_params=n_params,
+        tokens=tokens,
+        learning_rate=2.0**x,
+        batch_size=2.0**y,
+        loss=found.loss,
+        best_observed=best,
+        learning_rate_interval=lr_interval,
+        batch_size_interval=batch_interval if found.two_d and found.batch_found else None,
+        plateau=surface.within(plateau),
+        swept={"learning_rate": (cell.learning_rates[0], cell.learning_rates[-1]), "batch_size": (cell.batches[0], cell.batches[-1])},
+        flags=flags,
+        runs_used=found.used,
+        runs_excluded={k: v for k, v in excluded.items() if v},
+        batch_swept=found.two_d,
+        valley=found.valley,
+        estimator=estimator,
+        note=note,
+        tolerance=surface.within(TOLERANCE),
+        kept=tuple(r for r in cell.runs if r.loss <= best.loss * (1 + plateau)),
+    )
+
+
+def _edge_flags(cell: Cell, x: float, y: float, dims: set[str]) -> dict[str, str]:
+    """An optimum on or beyond the edge of the swept range, or a best run on its edge: the
+    optimum may lie outside the data."""
+    flags = {}
+    best = cell.best
     for dim, v, observed, values in (
-        ("learning_rate", vx, best.learning_rate, lrs),
-        ("batch_size", vy, best.batch_size, batches),
+        ("learning_rate", x, best.learning_rate, cell.learning_rates),
+        ("batch_size", y, best.batch_size, cell.batches),
     ):
-        if dim in flags:
+        if dim not in dims:
             continue
         lo, hi = math.log2(values[0]), math.log2(values[-1])
         if not lo < v < hi or observed in (values[0], values[-1]):
@@ -225,71 +272,33 @@ def find_optimum(
                 f"{2 ** v:.3g}, best run at {observed:.3g}): widen the sweep"
             )
             if dim == "batch_size" and not lo <= v <= hi:
-                flags[dim] += f"; the learning rate is the optimum at the edge batch {2 ** _clamp(v, y_swept):.3g}"
-    at = np.array([_clamp(vy, y_swept)])  # the loss where the learning rate was read
-    fitted_loss = float((_design(np.array([vx]), None if y is None else at) @ coef)[0])
-    lr_interval, batch_interval = _intervals(chosen, two_d, bootstrap, seed, y_swept)
-    return CellOptimum(
-        n_params=n_params,
-        tokens=tokens,
-        learning_rate=2.0**vx,
-        batch_size=2.0**vy,
-        loss=fitted_loss if vertex is not None else best.loss,
-        best_observed=best,
-        learning_rate_interval=lr_interval,
-        batch_size_interval=batch_interval if two_d and vertex is not None and vertex[2] else None,
-        plateau=_plateau(coef, lrs, batches, two_d, plateau) if vertex is not None else {},
-        swept=swept,
-        flags=flags,
-        runs_used=len(chosen),
-        runs_excluded={k: v for k, v in excluded.items() if v},
-        batch_swept=two_d,
-        surface=tuple(float(c) for c in coef) if two_d and coef[3] > 0 else None,
-    )
+                flags[dim] += f"; the learning rate is the optimum at the edge batch {2 ** min(max(v, lo), hi):.3g}"
+    return flags
 
 
 def _intervals(
-    runs: Sequence[Run], two_d: bool, bootstrap: int, seed: int, y_swept: tuple[float, float], level: float = 0.9
+    cell: Cell, locate: Callable[..., Located], options: dict[str, Any], bootstrap: int, seed: int, level: float = 0.9
 ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
-    """Central ``level`` intervals of the vertex over bootstrap resamples of the runs
-    (resamples whose surface has no minimum in a dimension are dropped for it; None for a
-    dimension where most are)."""
+    """Central ``level`` intervals of the estimate over bootstrap resamples of the cell's runs
+    (resamples without an optimum in a dimension are dropped for it; None for a dimension
+    where most are, or with ``bootstrap`` 0)."""
+    if bootstrap <= 0:
+        return None, None
     rng = np.random.default_rng(seed)
-    x = np.log2([r.learning_rate for r in runs])
-    y = np.log2([r.batch_size for r in runs]) if two_d else None
-    loss = np.array([r.loss for r in runs])
-    y_best = math.log2(min(runs, key=lambda r: r.loss).batch_size)
     xs, ys = [], []
     for _ in range(bootstrap):
-        idx = rng.integers(0, len(runs), len(runs))
-        if len(set(x[idx])) < 3 or (two_d and len(set(y[idx])) < 3):  # type: ignore[index]
+        sample = Cell.of([cell.runs[i] for i in rng.integers(0, len(cell.runs), len(cell.runs))])
+        if len(sample.learning_rates) < 3:
             continue
-        v = _vertex(_fit(x[idx], None if y is None else y[idx], loss[idx]), two_d, y_best, y_swept)
-        if v is not None:
-            xs.append(v[0])
-            if v[2]:
-                ys.append(v[1])
+        try:
+            found = locate(sample, **options)
+        except NotApplicable:
+            continue
+        if found.x is not None:
+            xs.append(found.x)
+            if found.two_d and found.batch_found and found.y is not None:
+                ys.append(found.y)
     q = [50 * (1 - level), 50 * (1 + level)]
     lr = tuple(float(2.0**v) for v in np.percentile(xs, q)) if len(xs) >= bootstrap / 2 else None
-    batch = tuple(float(2.0**v) for v in np.percentile(ys, q)) if two_d and len(ys) >= bootstrap / 2 else None
+    batch = tuple(float(2.0**v) for v in np.percentile(ys, q)) if len(ys) >= bootstrap / 2 else None
     return lr, batch  # type: ignore[return-value]
-
-
-def _plateau(
-    coef: np.ndarray, lrs: Sequence[float], batches: Sequence[float], two_d: bool, tolerance: float
-) -> dict[str, tuple[float, float]]:
-    """The swept settings whose fitted loss is within ``tolerance`` of the fitted minimum:
-    the range of each hyperparameter over that set."""
-    gx = np.linspace(math.log2(lrs[0]), math.log2(lrs[-1]), 201)
-    if not two_d:
-        pred = _design(gx, None) @ coef
-        near = pred <= pred.min() * (1 + tolerance)
-        return {"learning_rate": (float(2 ** gx[near].min()), float(2 ** gx[near].max()))}
-    gy = np.linspace(math.log2(batches[0]), math.log2(batches[-1]), 201)
-    mx, my = np.meshgrid(gx, gy)
-    pred = (_design(mx.ravel(), my.ravel()) @ coef).reshape(mx.shape)
-    near = pred <= pred.min() * (1 + tolerance)
-    return {
-        "learning_rate": (float(2 ** mx[near].min()), float(2 ** mx[near].max())),
-        "batch_size": (float(2 ** my[near].min()), float(2 ** my[near].max())),
-    }

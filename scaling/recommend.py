@@ -4,8 +4,9 @@ parameters trained on D tokens, from a published law or a stored fit.
 The batch size is given in tokens and in sequences of ``seq_len``, rounded to something a
 training script can use: the nearest power of two below 8 sequences, else the nearest multiple
 of 8 sequences (tokens then follow from the rounded sequences). Intervals come from a fit's
-bootstrap (published laws give none); a target outside a law's fitted range carries a warning
-that says how far outside.
+bootstrap (published laws give none); so does the tolerance, the range of settings within 0.1%
+of the best loss, from the plateau widths of a fit's cells. A target outside a law's fitted
+range carries a warning that says how far outside.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class Recommendation:
     batch_size_tokens_interval: tuple[float, float] | None
     batch_size_sequences: int
     batch_size_sequences_interval: tuple[int, int] | None
+    #: the learning rates (and batch sizes in tokens) within 0.1% of the best loss, where a fit knows
+    learning_rate_tolerance: tuple[float, float] | None = None
+    batch_size_tokens_tolerance: tuple[float, float] | None = None
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +68,7 @@ def law_from_report(name: str, report: dict[str, Any]) -> Law:
         notes="" if batch_source == "fitted" else borrowed_batch_note(batch_source, calibrated),
         ranges=law_ranges(report["learning_rate"]["points"], report["batch_size"]["points"],
                           None if batch_source == "fitted" or calibrated else PUBLISHED_LAWS[batch_source].fitted_range),
+        tolerance={k: (float(v[0]), float(v[1])) for k, v in report.get("tolerance", {}).items()},
     )
 
 
@@ -93,6 +98,8 @@ def recommend_with(law: Law, n_params: float, tokens: float, *, seq_len: int = 4
     warnings = [f"extrapolation: {line}" for line in law.extrapolation(n_params, tokens)]
     if law.notes:
         warnings.append(law.notes)
+    within = {k: (value * 2.0 ** law.tolerance[k][0], value * 2.0 ** law.tolerance[k][1])
+              for k, value in (("learning_rate", lr), ("batch_size", batch)) if k in law.tolerance}
     return Recommendation(
         law=law.name,
         source=law.source,
@@ -106,6 +113,8 @@ def recommend_with(law: Law, n_params: float, tokens: float, *, seq_len: int = 4
         batch_size_tokens_interval=None if interval is None else interval[1],
         batch_size_sequences=sequences,
         batch_size_sequences_interval=seq_interval,
+        learning_rate_tolerance=within.get("learning_rate"),
+        batch_size_tokens_tolerance=within.get("batch_size"),
         warnings=warnings,
     )
 

@@ -2,7 +2,10 @@
 from a CSV file or from a sweep's trials in the study store, grouped into (N, D) cells.
 
 A CSV has the columns ``n_params, n_tokens, lr, batch_size, loss`` (batch size in tokens; any
-other column is kept with the run). A sweep's trials give N and D from what the proxy
+other column is kept with the run). A table with its own column names is read through a
+``columns`` mapping from each of those five to the table's column, optionally times a number,
+or to a number alone: ``batch_size=bs*2048`` for a batch in sequences of 2048, ``batch_size=1048576``
+for a batch fixed at 1,048,576 tokens (:func:`parse_columns` reads ``name=spec,...``). A sweep's trials give N and D from what the proxy
 objective recorded (``n_params`` in the trial's attrs; D is the trial's budget when the
 fidelity is tokens, else the ``tokens`` it recorded) and the batch size as ``batch_size``
 sequences times ``seq_len`` (64 when the space does not fix it). Only completed trials count;
@@ -35,40 +38,73 @@ class Run:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def read_csv(path: str | Path) -> list[Run]:
-    """Runs from a CSV file; :class:`ScalingError` naming the row and column of a bad value."""
+def parse_columns(text: str) -> dict[str, str]:
+    """``"n_params=Na,batch_size=bs*2048"`` as a mapping; :class:`ScalingError` for a part that
+    is not ``name=spec`` or names no scaling column."""
+    mapping = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, spec = part.partition("=")
+        if not sep or not spec.strip():
+            raise ScalingError(f"--columns: {part!r} is not NAME=COLUMN (e.g. batch_size=bs*2048)")
+        if name.strip() not in CSV_COLUMNS:
+            raise ScalingError(f"--columns: {name.strip()!r} is not one of {', '.join(CSV_COLUMNS)}")
+        mapping[name.strip()] = spec.strip()
+    return mapping
+
+
+def _source(spec: str, header: list[str]) -> tuple[str | None, float]:
+    """(the table's column or None for a constant, the factor) of one mapping's spec."""
+    try:
+        return None, float(spec)
+    except ValueError:
+        pass
+    column, star, factor = spec.rpartition("*") if "*" in spec else (spec, "", "1")
+    try:
+        scale = float(factor)
+    except ValueError:
+        raise ScalingError(f"--columns: {spec!r}: {factor!r} after '*' is not a number") from None
+    return column.strip(), scale
+
+
+def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> list[Run]:
+    """Runs from a CSV file, its columns renamed (and scaled) by ``columns`` (see the module);
+    :class:`ScalingError` naming the row and column of a bad value."""
     path = Path(path)
     if not path.is_file():
         raise ScalingError(f"{path}: no such file")
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in CSV_COLUMNS if c not in header]
+        header = list(reader.fieldnames or [])
+        sources = {c: _source((columns or {}).get(c, c), header) for c in CSV_COLUMNS}
+        missing = [f"{c}" if column == c else f"{column} (for {c})" for c, (column, _) in sources.items()
+                   if column is not None and column not in header]
         if missing:
             raise ScalingError(
                 f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                f"(a scaling CSV has {', '.join(CSV_COLUMNS)})"
+                f"(a scaling CSV has {', '.join(CSV_COLUMNS)}; map a table's own names with --columns)"
             )
-        runs = [_row(path, i, row) for i, row in enumerate(reader, start=2)]
+        runs = [_row(path, i, row, sources) for i, row in enumerate(reader, start=2)]
     if not runs:
         raise ScalingError(f"{path}: no rows")
     return runs
 
 
-def _row(path: Path, line: int, row: Mapping[str, str]) -> Run:
+def _row(path: Path, line: int, row: Mapping[str, str], sources: Mapping[str, tuple[str | None, float]]) -> Run:
     values: dict[str, float] = {}
     for column in CSV_COLUMNS:
-        text = (row.get(column) or "").strip()
+        source, scale = sources[column]
+        text = str(scale) if source is None else (row.get(source) or "").strip()
         try:
-            value = float(text)
+            value = float(text) * (1.0 if source is None else scale)
         except ValueError:
-            raise ScalingError(f"{path}, line {line}: {column} is {text!r}, not a number") from None
+            raise ScalingError(f"{path}, line {line}: {source or column} is {text!r}, not a number") from None
         if math.isnan(value):
             raise ScalingError(f"{path}, line {line}: {column} is NaN; drop the row or give its value")
         if column != "loss" and not (value > 0 and math.isfinite(value)):
             raise ScalingError(f"{path}, line {line}: {column} must be positive, got {text}")
         values[column] = value
-    extra = {k: v for k, v in row.items() if k not in CSV_COLUMNS and k is not None}
+    used = {source for source, _ in sources.values()}
+    extra = {k: v for k, v in row.items() if k not in CSV_COLUMNS and k not in used and k is not None}
     return Run(values["n_params"], values["n_tokens"], values["lr"], values["batch_size"], values["loss"], extra)
 
 

@@ -159,7 +159,7 @@ def test_a_calibrated_batch_law_reads_each_cells_learning_rate_at_the_laws_batch
     for i, (n, d) in enumerate((n, d) for n in (1e7, 3e7, 1e8) for d in (1e9, 3e9)):
         lr0, b0 = true.predict(n, d)
         runs += valley_runs(n, d, lr0, b0, [1.0, 2.0, 3.0], seed=i)
-    result = fit_runs(runs, form="steplaw", bootstrap=100, batch_fallback="steplaw")
+    result = fit_runs(runs, form="steplaw", estimator="quadratic", fit_to="optima", bootstrap=100, batch_fallback="steplaw")
     assert result.batch_size.calibrated and "read_at" in result.learning_rate.validation
     cells = {(o.n_params, o.tokens): o for o in result.optima}
     for p in result.learning_rate.points:
