@@ -1,21 +1,20 @@
-"""Scaling fits judged on real released LR x batch sweeps, held out at the largest scale.
+"""The scaling fit's recommendations on real released lr x batch sweeps, held out at the largest scale.
 
 For every table in ``benchmarks/data/real_sweeps`` (see its README) and each split of
-:mod:`scaling.validate` (the largest N held out; each N's largest D held out, where some N has
-several D), four methods recommend a learning rate and batch size for each held-out cell from
-the other cells: ours (``scaling.fit_runs``, every choice ``auto``, made on the training cells
-alone), the published pipeline refitted on the same cells (runs within 0.25% of each cell's
-best, ordinary least squares in log space, Step Law's form), and Step Law and DeepSeek LLM as
-published. Each recommendation is scored on the held-out cell's runs
-(:func:`scaling.validate.score_cell`): loss excess over the cell's best run of the nearest run
-in log space and of the runs' interpolation, and the lr and batch log2 errors.
+:mod:`scaling.validate` (the largest N held out; each N's largest D held out), four methods
+recommend a learning rate and batch size for every held-out cell from the other cells: ours
+(``scaling.fit_runs``, form, estimator and fit_to all ``auto``), the published pipeline refitted
+on the same cells (runs within 0.25% of each cell's best, ordinary least squares in log space,
+Step Law's form), and Step Law and DeepSeek LLM as published. Each pick is scored on the
+held-out cell's own runs (:func:`scaling.validate.score_cell`). An exponent check fits ours in
+Step Law's form, with a 1,000-resample bootstrap, to the N split's training cells.
 
-Targets (issue 23): on every table, our median held-out loss excess (nearest run) <= 0.07% and
-<= the refitted pipeline's; our 95% exponent intervals (Step Law's form, fitted to the N split's
-training cells) contain the pipeline's point estimates.
+Targets, on every table: our median held-out loss excess (nearest run) <= 0.07% (Step Law's
+headline figure) and <= the refitted pipeline's; our 95% exponent intervals contain the
+pipeline's point estimates. A table whose held-out cells cannot be scored is "not measured".
 
 Run: ``python benchmarks/scaling_real.py``; writes ``benchmarks/results/scaling_real.json`` and
-``scaling_real.png``.
+``benchmarks/results/scaling_real.png`` and prints a table per (table, split).
 """
 
 from __future__ import annotations
@@ -31,113 +30,187 @@ import numpy as np
 
 from scaling import PUBLISHED_LAWS, ScalingError, fit_runs, read_csv
 from scaling.runs import Run, cells
-from scaling.validate import check_split
+from scaling.validate import check_split, split
 
 HERE = Path(__file__).resolve().parent
 TABLES = HERE / "data" / "real_sweeps"
 RESULTS = HERE / "results"
-TARGET = 0.07  # percent: Step Law's headline distance from the exhaustive optimum
+TARGET_PCT = 0.07  # Step Law's headline loss excess over the exhaustive optimum
+NEAR_BEST = 1.0025  # the pipeline keeps runs within 0.25% of their cell's best
+COLOURS = {"ours": "tab:red", "pipeline": "tab:blue", "steplaw": "tab:green", "deepseek": "tab:purple"}
+SPLIT_KEYS = ("split", "held_out", "why", "cells", "median_excess_nearest", "median_excess_interpolated")
 Predictor = Callable[[float, float], tuple[float, float]]
+Refit = Callable[[list[Run]], tuple[Predictor, dict[str, Any]]]
 
 
-def fallback(runs: list[Run]) -> str | None:
-    """Step Law's batch law where the table never swept the batch (ours cannot fit one)."""
-    return None if any(len({r.batch_size for r in g}) >= 3 for g in cells(runs).values()) else "steplaw"
+def batch_fallback(runs: list[Run]) -> str | None:
+    """None for a full lr x batch grid (every cell sweeps the batch), else Step Law's batch law."""
+    return None if all(len({r.batch_size for r in g}) >= 3 for g in cells(runs).values()) else "steplaw"
 
 
 def pipeline(train: list[Run]) -> tuple[Predictor, dict[str, float]]:
-    """The published pipeline: keep runs within 0.25% of their cell's best, OLS in log space."""
+    """Step Law's pipeline refitted: near-best runs of every cell, OLS in natural-log space."""
     lr_rows, b_rows = [], []
     for (n, d), group in cells(train).items():
         finite = [r for r in group if math.isfinite(r.loss)]
-        best = min(r.loss for r in finite)
-        for r in finite:
-            if r.loss <= best * 1.0025:
-                lr_rows.append((1.0, math.log(n), math.log(d), math.log(r.learning_rate)))
-                b_rows.append((1.0, math.log(d), math.log(r.batch_size)))
-    a = np.array(lr_rows)
-    lr_c = np.linalg.lstsq(a[:, :3], a[:, 3], rcond=None)[0]
-    b = np.array(b_rows)
-    b_c = np.linalg.lstsq(b[:, :2], b[:, 2], rcond=None)[0]
+        best = min((r.loss for r in finite), default=math.inf)
+        for r in (r for r in finite if r.loss <= best * NEAR_BEST):
+            lr_rows.append((1.0, math.log(n), math.log(d), math.log(r.learning_rate)))
+            b_rows.append((1.0, math.log(d), math.log(r.batch_size)))
+    lr_a, b_a = np.array(lr_rows), np.array(b_rows)
+    a, alpha, beta = np.linalg.lstsq(lr_a[:, :3], lr_a[:, 3], rcond=None)[0]
+    b, gamma = np.linalg.lstsq(b_a[:, :2], b_a[:, 2], rcond=None)[0]
 
-    def predict(n: float, d: float) -> tuple[float, float]:
-        return (math.exp(lr_c[0] + lr_c[1] * math.log(n) + lr_c[2] * math.log(d)),
-                math.exp(b_c[0] + b_c[1] * math.log(d)))
+    def predict(n_params: float, tokens: float) -> tuple[float, float]:
+        return (math.exp(a + alpha * math.log(n_params) + beta * math.log(tokens)),
+                math.exp(b + gamma * math.log(tokens)))
 
-    return predict, {"alpha": float(lr_c[1]), "beta": float(lr_c[2]), "gamma": float(b_c[1])}
+    return predict, {"alpha": float(alpha), "beta": float(beta), "gamma": float(gamma)}
 
 
-def methods(fb: str | None) -> dict[str, Callable[[list[Run]], tuple[Predictor, dict[str, Any]]]]:
+def methods(fb: str | None) -> dict[str, Refit]:
     def ours(train: list[Run]) -> tuple[Predictor, dict[str, Any]]:
         fit = fit_runs(train, bootstrap=0, validate=False, batch_fallback=fb)
-        return fit.law.predict, {"form": fit.form, "chosen": fit.method["estimator_choice"]["chosen"]}
+        choice = fit.method["estimator_choice"]
+        return fit.law.predict, {"form": fit.form, "chosen": choice["chosen"], "scores": choice.get("scores", {})}
 
-    return {"ours": ours, "pipeline": pipeline,
-            "steplaw": lambda _: (PUBLISHED_LAWS["steplaw"].predict, {}),
-            "deepseek": lambda _: (PUBLISHED_LAWS["deepseek"].predict, {})}
+    def published(name: str) -> Refit:
+        return lambda _: (PUBLISHED_LAWS[name].predict, {})
+
+    return {"ours": ours, "pipeline": pipeline, "steplaw": published("steplaw"), "deepseek": published("deepseek")}
+
+
+def median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
 
 
 def summarize(check: dict[str, Any]) -> dict[str, Any]:
-    cells_ = [{**c, "excess_nearest_pct": 100 * c["excess_nearest"], "excess_interpolated_pct": 100 * c["excess_interpolated"]}
+    """One method on one split: medians over the scored held-out cells, and the cells."""
+    info = {k: v for k, v in check.items() if k not in SPLIT_KEYS}
+    if not check["cells"]:
+        return {"why": check.get("why"), "info": info, "cells": []}
+    scored = [{**{k: c[k] for k in ("n_params", "tokens", "learning_rate", "batch_size", "best_run",
+                                    "lr_log2_error", "batch_log2_error")},
+               "excess_nearest_pct": 100 * c["excess_nearest"], "excess_interpolated_pct": 100 * c["excess_interpolated"]}
               for c in check["cells"]]
-    batch = [abs(c["batch_log2_error"]) for c in cells_ if c["batch_log2_error"] is not None]
     return {
-        "median_excess_nearest_pct": float(np.median([c["excess_nearest_pct"] for c in cells_])),
-        "median_excess_interpolated_pct": float(np.median([c["excess_interpolated_pct"] for c in cells_])),
-        "median_abs_lr_log2_error": float(np.median([abs(c["lr_log2_error"]) for c in cells_])),
-        "median_abs_batch_log2_error": float(np.median(batch)) if batch else None,
-        "info": {k: v for k, v in check.items() if k in ("form", "chosen")},
-        "cells": cells_,
+        "median_excess_nearest_pct": 100 * check["median_excess_nearest"],
+        "median_excess_interpolated_pct": 100 * check["median_excess_interpolated"],
+        "median_abs_lr_log2_error": median([abs(c["lr_log2_error"]) for c in scored]),
+        "median_abs_batch_log2_error": median([abs(c["batch_log2_error"]) for c in scored
+                                               if c["batch_log2_error"] is not None]),
+        "info": info,
+        "cells": scored,
     }
 
 
 def exponents(runs: list[Run], fb: str | None) -> dict[str, Any]:
-    """Our Step-Law-form intervals on the N split's training cells against the pipeline's point estimates."""
-    from scaling.validate import split
-
+    """Our 95% intervals (Step Law's form, N split's training cells) against the pipeline's point estimates."""
     train, _ = split(runs, "N")
     _, point = pipeline(train)
     try:
         fit = fit_runs(train, form="steplaw", bootstrap=1000, validate=False, batch_fallback=fb)
     except ScalingError as exc:
-        return {"why": str(exc)}
-    ours = {"alpha": fit.learning_rate.intervals["N"], "beta": fit.learning_rate.intervals["D"]}
-    if fit.batch_size.borrowed_from is None:
-        ours["gamma"] = fit.batch_size.intervals["D"]
-    contained = {k: bool(lo <= point[k] <= hi) for k, (lo, hi) in ours.items()}
-    return {"pipeline": point, "ours_95": {k: list(v) for k, v in ours.items()}, "contained": contained}
+        return {"pipeline": point, "why": str(exc).splitlines()[0]}
+    lr, batch = fit.learning_rate, fit.batch_size
+    ours = {"alpha": (lr.law.exponents["N"], lr.intervals["N"]), "beta": (lr.law.exponents["D"], lr.intervals["D"])}
+    if batch.borrowed_from is None:
+        ours["gamma"] = (batch.law.exponents["D"], batch.intervals["D"])
+    return {
+        "pipeline": point,
+        "ours": {k: v for k, (v, _) in ours.items()},
+        "ours_95": {k: list(iv) for k, (_, iv) in ours.items()},
+        "contained": {k: bool(iv[0] <= point[k] <= iv[1]) for k, (_, iv) in ours.items()},
+        "chosen": fit.method["estimator_choice"]["chosen"],
+        "batch_law": "fitted" if batch.borrowed_from is None else f"borrowed from {batch.borrowed_from}",
+    }
 
 
 def run_table(path: Path) -> dict[str, Any]:
     runs = read_csv(path)
-    fb = fallback(runs)
+    fb = batch_fallback(runs)
     out: dict[str, Any] = {"rows": len(runs), "cells": len(cells(runs)), "batch_fallback": fb, "splits": {}}
     for by in ("N", "D"):
-        split_out: dict[str, Any] = {"methods": {}}
-        for name, refit in methods(fb).items():
-            check = check_split(runs, by, refit)
-            if check is None:
-                break
-            split_out["held_out"] = check["held_out"]
-            split_out["methods"][name] = summarize(check) if check["cells"] else {"why": check.get("why")}
-        if split_out["methods"]:
-            out["splits"][by] = split_out
+        checks = {name: check_split(runs, by, refit) for name, refit in methods(fb).items()}
+        if any(c is None for c in checks.values()):
+            continue
+        out["splits"][by] = {"held_out": checks["ours"]["held_out"],
+                             "methods": {name: summarize(c) for name, c in checks.items()}}
     out["exponents"] = exponents(runs, fb)
     return out
 
 
+def split_targets(s: dict[str, Any]) -> dict[str, Any]:
+    ours, pipe = s["methods"]["ours"], s["methods"]["pipeline"]
+    if not ours["cells"] or not pipe["cells"]:
+        return {"status": "not measured", "why": ours.get("why") or pipe.get("why")}
+    o, p = ours["median_excess_nearest_pct"], pipe["median_excess_nearest_pct"]
+    oi, pi = ours["median_excess_interpolated_pct"], pipe["median_excess_interpolated_pct"]
+    return {"ours_nearest_pct": o, "pipeline_nearest_pct": p, "ratio_nearest": o / p if p > 0 else None,
+            "ours_interpolated_pct": oi, "pipeline_interpolated_pct": pi, "ratio_interpolated": oi / pi if pi > 0 else None,
+            "within_0.07pct": o <= TARGET_PCT, "no_worse_than_pipeline": o <= p}
+
+
+def verdict(flags: list[bool]) -> str:
+    return "not measured" if not flags else ("met" if all(flags) else "missed")
+
+
 def targets(table: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+    """Per split, and for the table: met only where every measured split meets it."""
+    per_split = {by: split_targets(s) for by, s in table["splits"].items()}
+    measured = [t for t in per_split.values() if "status" not in t]
+    contained = table["exponents"].get("contained")
+    return {
+        "splits": per_split,
+        "excess_within_0.07pct": verdict([t["within_0.07pct"] for t in measured]),
+        "excess_no_worse_than_pipeline": verdict([t["no_worse_than_pipeline"] for t in measured]),
+        "exponents_contain_pipeline": verdict(list(contained.values()) if contained else []),
+    }
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(name: str, table: dict[str, Any], target: dict[str, Any]) -> None:
     for by, s in table["splits"].items():
-        ours, pipe = s["methods"]["ours"], s["methods"]["pipeline"]
-        if "why" in ours or "why" in pipe:
-            result[by] = {"status": "not measured", "why": ours.get("why") or pipe.get("why")}
-            continue
-        o, p = ours["median_excess_nearest_pct"], pipe["median_excess_nearest_pct"]
-        result[by] = {"ours_pct": o, "pipeline_pct": p, "ratio": o / p if p > 0 else None,
-                      "within_0.07": o <= TARGET, "no_worse_than_pipeline": o <= p}
-    result["exponents_contained"] = table["exponents"].get("contained")
-    return result
+        print(f"\n{name}, split {by}: held out {s['held_out']}")
+        print(f"  {'method':9s} {'nearest%':>9s} {'interp%':>8s} {'|lr|log2':>8s} {'|B|log2':>8s}  chosen / form")
+        for m, r in s["methods"].items():
+            if not r["cells"]:
+                print(f"  {m:9s} not scored: {r['why']}")
+                continue
+            note = f"  {r['info']['chosen']} / {r['info']['form']}" if m == "ours" else ""
+            print(f"  {m:9s} {r['median_excess_nearest_pct']:9.3f} {r['median_excess_interpolated_pct']:8.3f} "
+                  f"{r['median_abs_lr_log2_error']:8.2f} {fmt(r['median_abs_batch_log2_error'], '8.2f'):>8s}{note}")
+    e = table["exponents"]
+    print("  exponents (pipeline point vs our 95%): " + (e.get("why") or ", ".join(
+        f"{k} {e['pipeline'][k]:+.3f} in [{lo:+.3f}, {hi:+.3f}]: {e['contained'][k]}"
+        for k, (lo, hi) in e["ours_95"].items())))
+    for by, t in target["splits"].items():
+        print(f"  target {by}: " + (f"not measured ({t['why']})" if "status" in t else
+              f"ours {t['ours_nearest_pct']:.3f}% vs 0.07%: {'met' if t['within_0.07pct'] else 'missed'}; "
+              f"vs pipeline {t['pipeline_nearest_pct']:.3f}% (ratio {fmt(t['ratio_nearest'], '.2f')}; interpolated "
+              f"{fmt(t['ratio_interpolated'], '.2f')}): {'met' if t['no_worse_than_pipeline'] else 'missed'}"))
+    print(f"  {name} summary: <=0.07% {target['excess_within_0.07pct']}; "
+          f"<=pipeline {target['excess_no_worse_than_pipeline']}; exponents {target['exponents_contain_pipeline']}")
+
+
+def plot_cell(ax: Any, name: str, cell: dict[str, Any], picks: dict[str, float]) -> None:
+    runs = [r for r in read_csv(TABLES / f"{name}.csv")
+            if (r.n_params, r.tokens) == (cell["n_params"], cell["tokens"]) and math.isfinite(r.loss)]
+    best_b = cell["best_run"]["batch_size"]
+    for b in sorted({r.batch_size for r in runs}):
+        pts = sorted((math.log2(r.learning_rate), r.loss) for r in runs if r.batch_size == b)
+        at_best = b == best_b
+        ax.plot(*zip(*pts), marker="o", ms=3.5 if at_best else 2.5, lw=1.5 if at_best else 0.7,
+                color="black", alpha=1.0 if at_best else 0.25, label=None if not at_best else "runs at best batch")
+    for method, lr in picks.items():
+        ax.axvline(math.log2(lr), color=COLOURS[method], lw=1.3, label=method)
+    ax.set_title(f"{name} N={cell['n_params']:.3g} D={cell['tokens']:.3g}", fontsize=9)
+    ax.set_xlabel("log2 learning rate", fontsize=8)
+    ax.set_ylabel("loss", fontsize=8)
+    ax.tick_params(labelsize=7)
 
 
 def plot(tables: dict[str, Any], path: Path) -> None:
@@ -146,63 +219,51 @@ def plot(tables: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(name, c) for name, t in tables.items() if "N" in t["splits"] and "cells" in t["splits"]["N"]["methods"]["ours"]
-              for c in t["splits"]["N"]["methods"]["ours"]["cells"]]
-    cols = 4
-    rows = max(1, math.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), layout="constrained", squeeze=False)
-    colours = {"ours": "tab:red", "pipeline": "tab:blue", "steplaw": "tab:green", "deepseek": "tab:purple"}
-    for ax, (name, cell) in zip(axes.flat, panels, strict=False):
-        runs = [r for r in read_csv(TABLES / f"{name}.csv") if (r.n_params, r.tokens) == (cell["n_params"], cell["tokens"])]
-        best_b = cell["best_run"]["batch_size"]
-        for b in sorted({r.batch_size for r in runs}):
-            line = sorted((r.learning_rate, r.loss) for r in runs if r.batch_size == b and math.isfinite(r.loss))
-            ax.plot(*zip(*line), marker="o" if b == best_b else None, lw=1.6 if b == best_b else 0.6,
-                    color="black", alpha=1.0 if b == best_b else 0.25, ms=3)
-        for method, colour in colours.items():
-            pick = next(c for c in tables[name]["splits"]["N"]["methods"][method]["cells"]
-                        if (c["n_params"], c["tokens"]) == (cell["n_params"], cell["tokens"]))
-            ax.axvline(pick["learning_rate"], color=colour, lw=1.2, label=method)
-        ax.set_xscale("log", base=2)
-        ax.set_title(f"{name} N={cell['n_params']:.3g} D={cell['tokens']:.2g}", fontsize=8)
-        ax.set_xlabel("learning rate", fontsize=8)
-        ax.set_ylabel("loss", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8)
-    fig.suptitle("held-out largest N: loss vs lr at the best run's batch (faint: other batches); each method's pick", fontsize=9)
+    rows = [(name, ms) for name, t in tables.items()
+            if (ms := t["splits"].get("N", {}).get("methods")) and ms["ours"]["cells"]]
+    cols = max(len(m["ours"]["cells"]) for _, m in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(3.5 * cols, 2.9 * len(rows)), layout="constrained", squeeze=False)
+    for (name, ms), row in zip(rows, axes, strict=True):
+        for i, ax in enumerate(row):
+            if i >= len(ms["ours"]["cells"]):
+                ax.axis("off")
+                continue
+            picks = {m: r["cells"][i]["learning_rate"] for m, r in ms.items() if r["cells"]}
+            plot_cell(ax, name, ms["ours"]["cells"][i], picks)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
+    fig.suptitle("largest N held out: loss vs lr at the best run's batch (faint: other batches); "
+                 "vertical lines: each method's pick", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: numpy scalars as Python ones, tuples as lists."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def main() -> None:
     start = time.time()
     tables = {p.stem: run_table(p) for p in sorted(TABLES.glob("*.csv"))}
-    flat = [{"table": t, "split": by, "method": m, "n_params": c["n_params"], "tokens": c["tokens"],
+    goals = {name: targets(t) for name, t in tables.items()}
+    flat = [{"table": name, "split": by, "method": m, "n_params": c["n_params"], "tokens": c["tokens"],
              "nearest": c["excess_nearest_pct"], "interpolated": c["excess_interpolated_pct"]}
-            for t, table in tables.items() for by, s in table["splits"].items() for m, r in s["methods"].items()
-            for c in r.get("cells", [])]
-    result = {"benchmark": "scaling_real", "tables": tables, "loss_excess_pct": flat,
-              "targets": {t: targets(table) for t, table in tables.items()}, "elapsed_s": time.time() - start}
-    for t, table in tables.items():
-        for by, s in table["splits"].items():
-            print(f"\n{t}, held out {s['held_out']}")
-            print(f"  {'method':10s} {'nearest %':>10s} {'interp %':>9s} {'|lr| log2':>9s} {'|B| log2':>9s}  chosen")
-            for m, r in s["methods"].items():
-                if "why" in r:
-                    print(f"  {m:10s} not scored: {r['why']}")
-                    continue
-                batch = "-" if r["median_abs_batch_log2_error"] is None else f"{r['median_abs_batch_log2_error']:.2f}"
-                info = " ".join(str(v) for v in r["info"].values())
-                print(f"  {m:10s} {r['median_excess_nearest_pct']:10.3f} {r['median_excess_interpolated_pct']:9.3f} "
-                      f"{r['median_abs_lr_log2_error']:9.2f} {batch:>9s}  {info}")
-        print(f"  targets: {result['targets'][t]}")
+            for name, t in tables.items() for by, s in t["splits"].items()
+            for m, r in s["methods"].items() for c in r["cells"]]
+    for name, t in tables.items():
+        print_table(name, t, goals[name])
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "scaling_real.json").write_text(json.dumps(result, indent=1, default=float))
     plot(tables, RESULTS / "scaling_real.png")
-    print(f"\n{time.time() - start:.0f} s; results in {RESULTS / 'scaling_real.json'} and .png")
+    elapsed = time.time() - start
+    result = {"benchmark": "scaling_real", "tables": tables, "loss_excess_pct": flat, "targets": goals, "elapsed_s": elapsed}
+    with (RESULTS / "scaling_real.json").open("w") as f:
+        json.dump(plain(result), f, indent=1)
+    print(f"\nelapsed {elapsed:.1f} s; results in {RESULTS / 'scaling_real.json'} and scaling_real.png")
 
 
 if __name__ == "__main__":
