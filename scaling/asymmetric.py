@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import least_squares
 
-from scaling.optimum import SURFACE_RUNS, WINDOW, Cell, Located, NotApplicable, batch_not_swept
+from scaling.optimum import SURFACE_RUNS, WINDOW, Cell, Located, NotApplicable, batch_not_swept, on_valley
 from scaling.quadratic import basin
 
 #: distinct learning rates the basin needs for one side's steepness to be seen at all
@@ -95,6 +95,7 @@ def locate(cell: Cell, *, window: float = WINDOW, start: Sequence[float] | None 
     if not two_d:
         return Located(float(p[1]), None, False, False, float(p[0]), len(chosen), flags, params=tuple(p))
     x0, y0, k = float(p[1]), float(p[5]), float(p[7])
+    valley = (x0 - k * y0, k)
     at = min(max(y0, cell.y_swept[0]), cell.y_swept[1])  # beyond the swept batches, read the rate at the edge
     fitted = float(p[0] + math.exp(p[6]) * (at - y0) ** 2)
-    return Located(x0 + k * (at - y0), y0, True, True, fitted, len(chosen), flags, (x0 - k * y0, k), tuple(p))
+    return Located(on_valley(valley, at), y0, True, True, fitted, len(chosen), flags, valley, tuple(p))

@@ -154,7 +154,9 @@ def fit_runs(
         (chosen, mode), choice = (estimators[0], modes[0]), {"by": "given", "chosen": f"{estimators[0]} {modes[0]}"}
     else:
         (chosen, mode), choice = choose(cells(runs), screened, modes, form, quick)
-    optima, skipped = optima_of(runs, estimator=chosen, seed=seed, bootstrap=CELL_BOOTSTRAP if bootstrap > 0 else 0)
+    # the screen read every cell without intervals; only a fit with a bootstrap needs them read again
+    optima, skipped = (optima_of(runs, estimator=chosen, seed=seed, bootstrap=CELL_BOOTSTRAP) if bootstrap > 0
+                       else screened[chosen])
     why = "given" if choice["by"] == "given" else "the sweep's choice (method.estimator_choice)"
     optima = [replace(o, note=o.note or why) for o in optima]
     result = _fit_forms(form, name, optima, skipped, bootstrap, seed, batch_fallback, mode)

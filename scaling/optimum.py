@@ -67,6 +67,17 @@ class Cell:
     def y_swept(self) -> tuple[float, float]:
         return math.log2(self.batches[0]), math.log2(self.batches[-1])
 
+    def near_best(self, tolerance: float) -> tuple[Run, ...]:
+        """The runs within ``tolerance`` of the best loss."""
+        limit = self.best.loss * (1 + tolerance)
+        return tuple(r for r in self.runs if r.loss <= limit)
+
+
+def on_valley(valley: tuple[float, float], y: float) -> float:
+    """log2 lr on the valley line log2 lr = a + k log2 batch, at log2 batch ``y``."""
+    a, k = valley
+    return a + k * y
+
 
 @dataclass(frozen=True)
 class Located:
@@ -132,8 +143,7 @@ class CellOptimum:
         if self.valley is None:
             return None
         lo, hi = (math.log2(b) for b in self.swept["batch_size"])
-        a, k = self.valley
-        return 2.0 ** (a + k * min(max(math.log2(batch_size), lo), hi))
+        return 2.0 ** on_valley(self.valley, min(max(math.log2(batch_size), lo), hi))
 
     @property
     def best_batch(self) -> float | None:
@@ -250,7 +260,7 @@ def find_optimum(
         estimator=estimator,
         note=note,
         tolerance=surface.within(TOLERANCE),
-        kept=tuple(r for r in cell.runs if r.loss <= best.loss * (1 + plateau)),
+        kept=cell.near_best(plateau),
     )
 
 

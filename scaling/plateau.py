@@ -19,7 +19,7 @@ from scaling.optimum import PLATEAU, Cell, Located, batch_not_swept
 def locate(cell: Cell, *, plateau: float = PLATEAU) -> Located:
     """The geometric mean of the near-best settings (see the module)."""
     best = cell.best
-    kept = [r for r in cell.runs if r.loss <= best.loss * (1 + plateau)]
+    kept = cell.near_best(plateau)
     two_d = len(cell.batches) >= 3
     x = float(np.mean(np.log2([r.learning_rate for r in kept])))
     y = float(np.mean(np.log2([r.batch_size for r in kept]))) if two_d else math.log2(best.batch_size)

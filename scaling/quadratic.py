@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import least_squares
 
-from scaling.optimum import SURFACE_RUNS, WINDOW, Cell, Located, batch_not_swept
+from scaling.optimum import SURFACE_RUNS, WINDOW, Cell, Located, batch_not_swept, on_valley
 from scaling.runs import Run
 
 
@@ -46,11 +46,6 @@ def basin(runs: Sequence[Run], window: float, minimum: int) -> list[Run]:
     return near if len(near) >= minimum else ordered[:minimum]
 
 
-def _lr_at(c: np.ndarray, y: float) -> float:
-    """The best log2 learning rate of the fitted surface at log2 batch ``y`` (convex in lr)."""
-    return float(-(c[1] + c[5] * y) / (2 * c[3]))
-
-
 def _clamp(y: float, y_swept: tuple[float, float]) -> float:
     return min(max(y, y_swept[0]), y_swept[1])
 
@@ -72,16 +67,17 @@ def locate(cell: Cell, *, window: float = WINDOW) -> Located:
             return Located(None, None, False, False, best.loss, len(chosen), {**flags, "learning_rate": _NOT_CONVEX})
         vx = -c[1] / (2 * c[2])
         return Located(float(vx), None, False, False, float((_design(np.array([vx]), None) @ c)[0]), len(chosen), flags)
+    # where the surface is convex in the learning rate, its best rate at each batch lies on a line
     valley = (float(-c[1] / (2 * c[3])), float(-c[5] / (2 * c[3]))) if c[3] > 0 else None
     h = np.array([[2 * c[3], c[5]], [c[5], 2 * c[4]]])
-    if np.linalg.eigvalsh(h).min() > 0:
+    if np.linalg.eigvalsh(h).min() > 0:  # positive definite, so convex in the learning rate: a valley
         vx, vy = (float(v) for v in np.linalg.solve(h, -c[1:3]))
         at = _clamp(vy, y_swept)
         if at != vy:  # the valley leaves the data: its rate at an extrapolated batch is an extrapolation too
-            vx = _lr_at(c, at)
+            vx = on_valley(valley, at)  # type: ignore[arg-type]
         return Located(vx, vy, True, True, _loss_at(c, vx, at), len(chosen), flags, valley)
-    if c[3] > 0:
-        vx = _lr_at(c, y_best)
+    if valley is not None:
+        vx = on_valley(valley, y_best)
         flags["batch_size"] = (
             "the fitted surface is not convex in the batch size (a flat or open valley): no batch "
             f"optimum inside the data; the learning rate is the optimum at the best run's batch {best.batch_size:.3g}"

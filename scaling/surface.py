@@ -58,6 +58,14 @@ class CellSurface:
         xs = np.unique(self._x)
         return xs, np.array([self._loss[self._x == x].mean() for x in xs])
 
+    @cached_property
+    def _grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The interpolated loss on a grid over the swept (log2 lr, log2 batch), for :meth:`within`."""
+        gx = np.linspace(self._x.min(), self._x.max(), _GRID)
+        gy = np.linspace(self._y.min(), self._y.max(), _GRID)
+        mx, my = np.meshgrid(gx, gy)
+        return mx, my, self._interpolator(mx, my)  # type: ignore[misc]
+
     @property
     def two_d(self) -> bool:
         return self._interpolator is not None
@@ -90,16 +98,14 @@ class CellSurface:
         ``tolerance`` of the best run's (the batch only for a two-dimensional cell); bounded by
         the swept range, since the runs say nothing beyond it."""
         limit = self.best.loss * (1 + tolerance)
-        gx = np.linspace(self._x.min(), self._x.max(), _GRID)
         if not self.two_d:
+            gx = np.linspace(self._x.min(), self._x.max(), _GRID)
             xs, losses = self._line
             near = gx[np.interp(gx, xs, losses) <= limit] if len(xs) > 1 else xs
             if len(near) == 0:
                 near = np.array([math.log2(self.best.learning_rate)])
             return {"learning_rate": (float(2 ** near.min()), float(2 ** near.max()))}
-        gy = np.linspace(self._y.min(), self._y.max(), _GRID)
-        mx, my = np.meshgrid(gx, gy)
-        values = self._interpolator(mx, my)  # type: ignore[misc]
+        mx, my, values = self._grid
         near = np.isfinite(values) & (values <= limit)
         if not near.any():
             return {"learning_rate": (self.best.learning_rate,) * 2, "batch_size": (self.best.batch_size,) * 2}
