@@ -9,8 +9,9 @@ Timestamps are naive UTC so SQLite and PostgreSQL compare them the same way.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -42,9 +43,39 @@ class TrialState(str, enum.Enum):
 
 
 class Direction(str, enum.Enum):
+    """Which way a study's objective improves; the one home of "which value is better".
+
+    Every comparison of objective values (best trial, best-so-far curves, algorithms' internal
+    minimisation, the store's ORDER BY) goes through these methods, so a maximising study can
+    never be read the wrong way round in one place only.
+    """
+
     MINIMIZE = "minimize"
     MAXIMIZE = "maximize"
 
+    @property
+    def sign(self) -> float:
+        """+1 for minimise, -1 for maximise: ``sign * value`` is a loss (lower is better)."""
+        return 1.0 if self is Direction.MINIMIZE else -1.0
+
+    @property
+    def maximize(self) -> bool:
+        return self is Direction.MAXIMIZE
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether value ``a`` is strictly better than value ``b``."""
+        return self.sign * a < self.sign * b
+
+    def best(self, values: Iterable[float]) -> float:
+        """The best of ``values`` (raises ValueError when empty, like ``min``)."""
+        return min(values, key=lambda v: self.sign * v)
+
+    def best_of(self, items: Iterable[T], key: Callable[[T], float]) -> T:
+        """The item whose ``key`` is best (raises ValueError when empty)."""
+        return min(items, key=lambda item: self.sign * key(item))
+
+
+T = TypeVar("T")
 
 # Stable constraint names, so Alembic migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -142,6 +173,11 @@ class Trial(Base):
     intermediate_values: Mapped[list["IntermediateValue"]] = relationship(
         back_populates="trial", cascade="all, delete-orphan", passive_deletes=True
     )
+
+
+#: The trial columns a page of trials can be sorted by: the one list the store, the API's
+#: ``sort`` parameter, the CLI and the dashboard's table accept.
+SORTABLE_TRIAL_COLUMNS: tuple[str, ...] = ("number", "value", "budget", "state", "created_at", "finished_at")
 
 
 class IntermediateValue(Base):

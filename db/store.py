@@ -55,7 +55,16 @@ from db.errors import (
     TrialNotHeldError,
 )
 from db.migrate import ensure_schema
-from db.models import Direction, IntermediateValue, ScalingFit, Study, Sweep, Trial, TrialState
+from db.models import (
+    SORTABLE_TRIAL_COLUMNS,
+    Direction,
+    IntermediateValue,
+    ScalingFit,
+    Study,
+    Sweep,
+    Trial,
+    TrialState,
+)
 from db.records import FitRecord, FrozenTrial, StudyRecord, SweepRecord
 
 P = ParamSpec("P")
@@ -104,14 +113,7 @@ _ANY_QUEUED = (
 # picked was claimed under it); a claim then looks again, this many times at most.
 _CLAIM_ATTEMPTS = 20
 #: The columns a page of trials can be sorted by.
-_SORTABLE = {
-    "number": Trial.number,
-    "value": Trial.value,
-    "budget": Trial.budget,
-    "state": Trial.state,
-    "created_at": Trial.created_at,
-    "finished_at": Trial.finished_at,
-}
+_SORTABLE = {name: Trial.__table__.c[name] for name in SORTABLE_TRIAL_COLUMNS}
 
 #: The study tag that marks a stopped study (its value: when it was stopped).
 STOPPED_TAG = "stopped"
@@ -895,7 +897,7 @@ class Store:
     @_translate_db_errors
     def best_trial(self, study_id: int, direction: Direction) -> FrozenTrial | None:
         """The completed trial with the best value; None before any trial completed."""
-        order = Trial.value.asc() if direction is Direction.MINIMIZE else Trial.value.desc()
+        order = Trial.value.desc() if direction.maximize else Trial.value.asc()
         with self._read() as conn:
             number = conn.execute(
                 select(Trial.number)
@@ -1061,7 +1063,7 @@ def _summarise(study: StudyRecord, rows: list[Row[Any]]) -> StudySummary:
     for _, state, n, vmin, vmax, created, beat, finished in rows:
         counts[TrialState(state)] = n
         if state == TrialState.COMPLETED.value:
-            best = vmin if study.direction is Direction.MINIMIZE else vmax
+            best = vmax if study.direction.maximize else vmin
         for stamp in (created, beat, finished):
             if stamp is not None and (last is None or stamp > last):
                 last = stamp

@@ -60,7 +60,7 @@ class History:
     def score(self, trial: FrozenTrial) -> float:
         if trial.state in (TrialState.FAILED, TrialState.DIVERGED) or trial.value is None:
             return math.inf
-        return trial.value if self.direction is Direction.MINIMIZE else -trial.value
+        return self.direction.sign * trial.value
 
     @property
     def finished(self) -> list[FrozenTrial]:
@@ -144,7 +144,7 @@ class Algorithm(ABC):
 
     def loss(self, value: float) -> float:
         """A value as a loss: lower is better whatever the study's direction."""
-        return value if self.direction is Direction.MINIMIZE else -value
+        return self.direction.sign * value
 
     def required_fidelity(self) -> Fidelity:
         """The space's fidelity, for algorithms that hand out budgets; AlgorithmError without one."""

@@ -132,7 +132,7 @@ def show_command(
     if not trials:
         console.print("  no completed trial yet")
         return
-    sign = 1.0 if study.direction is Direction.MINIMIZE else -1.0
+    sign = study.direction.sign
     best_first = sorted(trials, key=lambda t: (sign * (t.value or 0.0), t.number))[:top]
     table = Table(title=f"best {len(best_first)} of {len(trials)} completed trials", box=None, header_style="bold")
     param_names = sorted({p for t in best_first for p in t.params})

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.errors import StudyNotFoundError
-from db.models import Direction
+from db.models import SORTABLE_TRIAL_COLUMNS, Direction
 from hpo.service.errors import APIError
 from hpo.service.records import fit_json, study_json, study_summary, trial_json
 from hpo.service.trial_pages import TrialPages
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api")
 #: Read once: importlib.metadata reads the installed package's files on every call (0.5 ms).
 VERSION = version("hposcale")
 
-SortKey = Literal["number", "value", "budget", "state", "created_at", "finished_at"]
+SortKey = Literal[SORTABLE_TRIAL_COLUMNS]  # type: ignore[valid-type]
 StateName = Literal["queued", "running", "completed", "pruned", "failed", "diverged"]
 MAX_OFFSET, MAX_LIMIT, DEFAULT_LIMIT = 10_000_000, 1000, 100
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from db.errors import StudyNotFoundError
-from db.models import Direction, TrialState
+from db.models import SORTABLE_TRIAL_COLUMNS, TrialState
 from db.records import FrozenTrial
 from db.store import STOPPED_TAG, StudySummary
 from hpo.service import charts
@@ -131,7 +131,7 @@ def _charts(request: Request, summary: StudySummary, trials: list[FrozenTrial]) 
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
-    maximize = summary.study.direction is Direction.MAXIMIZE
+    maximize = summary.study.direction.maximize
     space_dict = summary.study.search_space
     space = SearchSpace.from_dict(space_dict) if space_dict else None
     scores, why = importances(trials, space, maximize)
@@ -200,7 +200,7 @@ def study_page(
     except StudyNotFoundError as exc:
         return _page("Not found", f'<h1>Not found</h1><div class="card">{_e(exc)}</div>', status=404)
     record = summary.study
-    sort = sort if sort in ("number", "value", "budget", "state", "created_at", "finished_at") else "number"
+    sort = sort if sort in SORTABLE_TRIAL_COLUMNS else "number"
     order = order if order in ("asc", "desc") else "desc"
     state = state if state in {s.value for s in TrialState} else ""
     page = max(1, page)
@@ -216,8 +216,7 @@ def study_page(
     if completed:
         top = max(t.budget or 0 for t in completed)
         at_top = [t for t in completed if (t.budget or 0) == top]
-        pick = max if record.direction is Direction.MAXIMIZE else min
-        best_trial = pick(at_top, key=lambda t: t.value)
+        best_trial = record.direction.best_of(at_top, key=lambda t: float(t.value or 0.0))
     params = charts.numeric_params(trials)[:6] or sorted({k for t in trials for k in t.params})[:6]
     stopped = f' <span class="pill" style="background:#d9534f">stopped {_e(record.tags[STOPPED_TAG])}</span>' if STOPPED_TAG in record.tags else ""
     space = record.search_space or {}
@@ -261,7 +260,7 @@ def sweep_page(request: Request, name: str) -> HTMLResponse:
         size = s.study.tags.get("width") or next((t.attrs.get("n_params") for t in done if "n_params" in t.attrs), None)
         label = f"{s.study.name} ({'width ' + str(size) if 'width' in s.study.tags else f'N={size:.3g}' if size else 'size ?'})"
         curves[label] = points
-        best = min(points, key=lambda p: p[1]) if s.study.direction is Direction.MINIMIZE else max(points, key=lambda p: p[1])
+        best = s.study.direction.best_of(points, key=lambda p: p[1])
         optima[label] = best
         rows.append(f"<tr><td>{_study_link(s.study.name)}</td><td class=num>{_fmt(size)}</td><td class=num>{len(points)}</td>"
                     f"<td class=num>{_fmt(top or None)}</td><td class='num opt-lr'>{_fmt(best[0])}</td><td class=num>{_fmt(best[1])}</td></tr>")
