@@ -5,9 +5,8 @@ needs (``num_cpus``, ``num_gpus``), so Ray places it and sets ``CUDA_VISIBLE_DEV
 driver's import path comes as an argument and the objective pickled, unpickled only once that
 path is on ``sys.path`` (where a ``module:function`` or a pickled function of the user's own
 modules is found). A ``runtime_env`` would do the same, but an actor with one cannot take any
-of the worker processes Ray keeps started for the job; on 2 cores the first trials of 8
-workers began 0.3-1.3 s apart with it and 0.65-1.35 s apart without (a loaded machine: no
-clear change). The actor talks to the study store directly:
+of the worker processes Ray keeps started for the job, and it brought the workers' first
+trials no closer together. The actor talks to the study store directly:
 trials, intermediate values and heartbeats never go through the driver, which only watches
 the store and replaces workers that die.
 """

@@ -50,7 +50,7 @@ SPACE = "mup-gpt-scaling"
 TRANSFER_TOLERANCE_LOG2 = 0.5
 #: --quick: a smaller sweep (narrower proxies, half the tokens, two Hyperband iterations).
 QUICK = {"widths": "16,32,64", "trials_per_width": 44, "fidelity": (8_192, 73_728)}
-#: Without --quick: three Hyperband iterations at widths 32-128 (about 7 minutes on 2 cores).
+#: Without --quick: three Hyperband iterations at widths 32-128.
 FULL = {"widths": "32,64,128", "trials_per_width": 66}
 
 

@@ -2,8 +2,8 @@
 
 A recommendation is a pure function of the query and of the stored fits, and computing it
 (three laws with bootstrap intervals, then JSON) and reading the fits' versions was nearly all
-of a request's cost: under ``benchmarks/service_load.py`` the endpoint served a seventh of what
-the web stack serves for a request that does nothing. So the stored fits are re-read at most
+of a request's cost, many times what the web stack costs for a request that does nothing.
+So the stored fits are re-read at most
 once a second (a fit saved by ``hpo scaling fit`` reaches the API within a second), each
 parsed once per saved version, and the encoded answers to recent queries are kept, keyed by
 the query and the fits' versions, so a new or re-saved fit is never answered from an old entry.

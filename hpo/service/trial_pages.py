@@ -1,8 +1,8 @@
 """What ``GET /api/studies/{name}/trials`` answers, kept between requests.
 
-Reading a 100-trial page from the store and encoding it cost about 6 ms (SQL with an offset
-into 10,000 trials, two counts, JSON decoded from the rows and encoded again), so under
-``benchmarks/service_load.py`` a server answered a few hundred pages a second. But a finished
+Reading a page from the store and encoding it is SQL with an offset into all of the study's
+trials, two counts, and JSON decoded from the rows and encoded again, on every request, so its
+cost grows with the study and bounds what a server can answer. But a finished
 trial never changes again (the store guards every update by state; the ask path's
 :class:`~db.store.HistoryCache` rests on the same fact), so each server process keeps every
 open study's trials with each one's JSON already encoded, refreshed at most every

@@ -208,7 +208,7 @@ def make_optimizer(
         {"params": no_decay, "weight_decay": 0.0, "lr": lr},
     ]
     groups = [g for g in groups if g["params"]]
-    # fused: one kernel for all parameters; on the CPU it is ~10x faster than the loop
+    # fused: one kernel for all parameters instead of a Python loop of small ones per tensor
     if scaling.is_mup:
         optimizer = MuAdamW(groups, lr=lr, betas=betas, fused=True)
     else:
