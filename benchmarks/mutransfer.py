@@ -173,6 +173,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hpo.runner import Diverged
+from scaling.transfer import TOLERANCE_LOG2, stays_put
 from workers.proxies.trainer import train
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -187,7 +188,6 @@ QUICK_LOG2_LRS = (-10.0, -9.0, -8.0, -7.0, -6.0)
 QUICK_STEPS = 40
 CONFIRM_SEEDS = 6
 QUICK_CONFIRM_SEEDS = 2
-MUP_DRIFT_MAX = 0.5
 SP_DRIFT_MIN = 1.0
 # Everything but width, param, learning rate and seed: the same for every run.
 FIXED = {
@@ -369,9 +369,9 @@ def targets(analysis: dict[str, Any], widths: Sequence[int], confirmed: dict[str
     ]
     return {
         "mup_drift": {
-            "target": f"|muP drift| <= {MUP_DRIFT_MAX} log2 from width {widths[0]} to {widths[-1]}",
+            "target": f"|muP drift| <= {TOLERANCE_LOG2} log2 from width {widths[0]} to {widths[-1]}",
             "value": mup_drift,
-            "met": mup_drift is not None and abs(mup_drift) <= MUP_DRIFT_MAX,
+            "met": mup_drift is not None and stays_put(mup_drift),
         },
         "sp_drift": {
             "target": f"|SP drift| >= {SP_DRIFT_MIN} log2 from width {widths[0]} to {widths[-1]}",

@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 
 from db.store import Store
-from hpo.cli.demo import _mutransfer, _transfer_verdict
+from hpo.cli.demo import _mutransfer
 from scaling import PUBLISHED_LAWS, Run
 from scaling.optimum import CellOptimum
+from scaling.transfer import transfer_verdict
 
 
 def _hpo(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -47,8 +48,8 @@ def test_quick_demo_runs_every_step_and_leaves_its_artifacts(tmp_path: Path) -> 
     transfer = summary["mutransfer"]
     assert transfer["tokens"] in (8_192, 24_576, 73_728) and len(transfer["optima"]) >= 2
     assert isinstance(transfer["drift_log2"], float) and transfer["stays_put"] == (abs(transfer["drift_log2"]) <= 0.5)
-    assert transfer["verdict"] == _transfer_verdict(*(_cell(o["learning_rate"], o["interval"]) for o in (transfer["optima"][0], transfer["optima"][-1])),
-                                                   transfer["stays_put"])
+    assert transfer["verdict"] == transfer_verdict(*(_cell(o["learning_rate"], o["interval"]) for o in (transfer["optima"][0], transfer["optima"][-1])),
+                                                  transfer["stays_put"])
     assert transfer["verdict"] in out
     assert f"moves {transfer['drift_log2']:+.2f} in log2" in out
     # 3. the fit, stored with the sweep it came from, with its held-out error
@@ -95,12 +96,12 @@ def test_the_transfer_check_reads_the_budget_whose_optima_are_best_determined() 
 
 def test_the_transfer_verdict_calls_a_move_only_when_the_widths_intervals_are_disjoint() -> None:
     narrow = _cell(0.01, (0.005, 0.02))
-    assert _transfer_verdict(narrow, _cell(0.011, (0.006, 0.03)), stays=True) == "it stays put"
-    assert _transfer_verdict(narrow, _cell(0.004, (0.003, 0.0045)), stays=False) == "it moves"
-    assert _transfer_verdict(narrow, _cell(0.04, (0.025, 0.08)), stays=False) == "it moves"
-    overlapping = _transfer_verdict(narrow, _cell(0.004, (0.002, 0.006)), stays=False)
+    assert transfer_verdict(narrow, _cell(0.011, (0.006, 0.03)), stays=True) == "it stays put"
+    assert transfer_verdict(narrow, _cell(0.004, (0.003, 0.0045)), stays=False) == "it moves"
+    assert transfer_verdict(narrow, _cell(0.04, (0.025, 0.08)), stays=False) == "it moves"
+    overlapping = transfer_verdict(narrow, _cell(0.004, (0.002, 0.006)), stays=False)
     assert overlapping.startswith("not resolved: the two widths' 90% intervals overlap;")
-    assert _transfer_verdict(narrow, _cell(0.004, None), stays=False) == "it moves"
+    assert transfer_verdict(narrow, _cell(0.004, None), stays=False) == "it moves"
 
 
 @pytest.mark.timeout(600)

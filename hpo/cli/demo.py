@@ -9,7 +9,8 @@
    batch size, within the noise of single runs (``benchmarks/scaling_e2e.py``), so a batch
    optimum cannot be resolved in minutes; ``--sweep-batch`` searches it too.
 2. Each width's optimal learning rate (:func:`scaling.optima_of`) and the muTransfer check:
-   how far the optimum moves from the narrowest to the widest proxy.
+   how far the optimum moves from the narrowest to the widest proxy (the verdict's rule is
+   :mod:`scaling.transfer`'s).
 3. A scaling-law fit over the sweep (:func:`scaling.fit`), stored in the study store, with
    its leave-largest-scale-out error. When the sweep cannot support a batch law (the batch
    was fixed, or its optima are flagged) the fit takes Step Law's, and says so.
@@ -24,7 +25,6 @@ Every step leaves its artifact (``summary.json`` records them), which is what th
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -41,13 +41,11 @@ from hpo.study import Study, create_study, delete_study, list_studies
 from scaling import PUBLISHED_LAWS, ScalingError, ScalingFit, optima_of, runs_from_sweep
 from scaling.optimum import CellOptimum
 from scaling.recommend import Recommendation, recommend_with
+from scaling.transfer import TOLERANCE_LOG2, check_transfer
 from search_spaces import get_builtin
 from search_spaces.space import Fidelity, SearchSpace
 
 SPACE = "mup-gpt-scaling"
-#: A muP optimum "stays put" when it moves by at most this much (log2) over the widths swept:
-#: the bar the muTransfer benchmark sets for 8x in width.
-TRANSFER_TOLERANCE_LOG2 = 0.5
 #: --quick: a smaller sweep (narrower proxies, half the tokens, two Hyperband iterations).
 QUICK = {"widths": "16,32,64", "trials_per_width": 44, "fidelity": (8_192, 73_728)}
 #: Without --quick: three Hyperband iterations at widths 32-128.
@@ -181,13 +179,8 @@ def _run_sweeps(studies: list[Study], workers: int, address: str | None, trials:
 
 
 def _mutransfer(optima: list[CellOptimum], width_of: dict[float, int], *, show_batch: bool) -> dict[str, Any]:
-    """Each width's optimal learning rate at the token budget where the most widths have a
-    usable one, and its drift across the widths. On a tie the budget whose optima are best
-    determined (the narrowest intervals) wins: a drift read from wide intervals says little."""
-    by_tokens: dict[float, list[CellOptimum]] = {}
-    for o in optima:
-        if o.lr_usable and o.n_params in width_of:
-            by_tokens.setdefault(o.tokens, []).append(o)
+    """Print each cell's optimum and the muTransfer verdict (:func:`scaling.transfer.check_transfer`:
+    the rule and why); returns the verdict as the summary records it."""
     table = Table(show_edge=False)
     for column in ("width", "N", "tokens D", "optimal lr", f"{int(100 * 0.9)}% interval", "loss", "flags"):
         table.add_column(column)
@@ -203,47 +196,26 @@ def _mutransfer(optima: list[CellOptimum], width_of: dict[float, int], *, show_b
     shape = "a quadratic in log lr and log batch" if show_batch else "a parabola in log lr"
     console.print(f"[bold]2. Optima[/] per width and token budget ({shape} over each cell's basin):")
     console.print(table)
-    if not by_tokens or max(len(v) for v in by_tokens.values()) < 2:
+    check = check_transfer(optima, width_of)
+    if check is None:
         console.print("   muTransfer: fewer than two widths have a usable optimum at any budget; cannot judge (run more trials)")
         return {"tokens": None, "drift_log2": None, "stays_put": None, "optima": []}
-    tokens = max(by_tokens, key=lambda d: (len(by_tokens[d]), -_spread_log2(by_tokens[d])))
-    cells = sorted(by_tokens[tokens], key=lambda o: o.n_params)
-    drift = math.log2(cells[-1].learning_rate / cells[0].learning_rate)
-    stays = abs(drift) <= TRANSFER_TOLERANCE_LOG2
-    verdict = _transfer_verdict(cells[0], cells[-1], stays)
-    first, last = width_of[cells[0].n_params], width_of[cells[-1].n_params]
+    narrow, wide = check.cells[0], check.cells[-1]
+    first, last = width_of[narrow.n_params], width_of[wide.n_params]
     console.print(
-        f"   muTransfer: at D = {tokens:,.0f} tokens the optimal learning rate moves {drift:+.2f} in log2 from width "
-        f"{first} ({cells[0].learning_rate:.3g}) to width {last} ({cells[-1].learning_rate:.3g}): {verdict}"
-        f" (tolerance {TRANSFER_TOLERANCE_LOG2} over {last // first}x in width)"
+        f"   muTransfer: at D = {check.tokens:,.0f} tokens the optimal learning rate moves {check.drift_log2:+.2f} in log2 from width "
+        f"{first} ({narrow.learning_rate:.3g}) to width {last} ({wide.learning_rate:.3g}): {check.verdict}"
+        f" (tolerance {TOLERANCE_LOG2} over {last // first}x in width)"
     )
     return {
-        "tokens": tokens,
-        "drift_log2": drift,
-        "stays_put": stays,
-        "verdict": verdict,
-        "tolerance_log2": TRANSFER_TOLERANCE_LOG2,
+        "tokens": check.tokens,
+        "drift_log2": check.drift_log2,
+        "stays_put": check.stays_put,
+        "verdict": check.verdict,
+        "tolerance_log2": TOLERANCE_LOG2,
         "optima": [{"width": width_of[o.n_params], "n_params": o.n_params, "learning_rate": o.learning_rate,
-                    "interval": o.learning_rate_interval, "loss": o.loss} for o in cells],
+                    "interval": o.learning_rate_interval, "loss": o.loss} for o in check.cells],
     }
-
-
-def _spread_log2(cells: list[CellOptimum]) -> float:
-    """The mean width, in log2, of the cells' learning-rate intervals (inf without any)."""
-    widths = [math.log2(i[1] / i[0]) for o in cells if (i := o.learning_rate_interval) is not None and i[0] > 0]
-    return sum(widths) / len(widths) if widths else math.inf
-
-
-def _transfer_verdict(narrow: CellOptimum, wide: CellOptimum, stays: bool) -> str:
-    """A drift past the tolerance is called a move only when the two widths' bootstrap
-    intervals are disjoint: with a few dozen single-seed runs per width the optimum is often
-    uncertain by more than the tolerance, and calling noise a failure of muP would mislead."""
-    if stays:
-        return "it stays put"
-    a, b = narrow.learning_rate_interval, wide.learning_rate_interval
-    if a is None or b is None or a[1] < b[0] or b[1] < a[0]:
-        return "it moves"
-    return "not resolved: the two widths' 90% intervals overlap; more trials per width would settle it"
 
 
 def _fit(sweep: str, storage: str | None, summary: dict[str, Any], *, fixed_batch: bool) -> ScalingFit | None:
