@@ -1,7 +1,7 @@
 """The README and docs/ a newcomer follows say what the code does: the README's two commands are
 the ones CI runs and its ten-line Python example runs; the CLI reference in docs/cli.md lists
 every command of ``hpo`` with exactly the options each one takes (a renamed or added option
-that the reference does not follow fails here); the whole flow of docs/python-api.md runs. The
+that the reference does not follow fails here); the examples of docs/python-api.md run. The
 README stays short and indexes every page of docs/, every relative link resolves (to a file,
 and to a heading where it names one), and every benchmark script has its section in
 benchmarks/README.md and its row in the README's headline table."""
@@ -135,6 +135,21 @@ def test_the_ten_line_python_example_runs(tmp_path: Path) -> None:
         assert (trial.state, trial.value, trial.intermediate_values) == (TrialState.COMPLETED, 2.9, {100: 3.1})
     finally:
         study.store.close()
+
+
+def test_the_python_api_pages_search_and_held_trial_examples_run(tmp_path: Path) -> None:
+    """docs/python-api.md's search on its own, then its worker of your own (which continues the
+    first block's script), as printed: the held trial's configuration is the study's best."""
+    api = (ROOT / "docs" / "python-api.md").read_text()
+    search = _first_code_block_after(api, "## A search on its own")
+    held = _first_code_block_after(api, "## Workers of your own: the held trial")
+    script = tmp_path / "api.py"
+    script.write_text(search + held)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = {"lr": 3e-3, "batch_size": 64}
+    assert result.stdout.splitlines()[-1] == f"{best} 3.1"
 
 
 @pytest.mark.timeout(600)
