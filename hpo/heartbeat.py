@@ -11,19 +11,14 @@ import threading
 from types import TracebackType
 
 from db.errors import StoreError, TrialNotHeldError
-from db.records import FrozenTrial
-from db.store import Store
+from hpo.trial import HeldTrial
 
 
 class Heartbeat:
-    """``with Heartbeat(store, trial, interval):`` beats for the trial until the block ends."""
+    """``with Heartbeat(trial, interval):`` beats for the held trial until the block ends."""
 
-    def __init__(self, store: Store, trial: FrozenTrial, interval: float) -> None:
-        if trial.worker_id is None:
-            raise StoreError(f"trial {trial.number} is not held by any worker; claim it first")
-        self._store = store
+    def __init__(self, trial: HeldTrial, interval: float) -> None:
         self._trial = trial
-        self._worker = trial.worker_id
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial.number}", daemon=True)
@@ -32,7 +27,7 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self._store.heartbeat(self._trial.id, self._worker)
+                self._trial.heartbeat()
             except TrialNotHeldError as exc:
                 self.lost = exc
                 return

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from db.errors import TrialNotHeldError
 from db.models import TrialState
-from db.records import FrozenTrial
 from hpo.heartbeat import Heartbeat
 from hpo.study import Study, default_worker_id
+from hpo.trial import HeldTrial
 
 Report = Callable[[float, float], bool]
 
@@ -49,68 +49,66 @@ class TrialReporter:
     (a model's parameter count, the tokens it saw) in the trial's attrs, where the scaling
     module reads them. Plain functions that only call ``report(budget, value)`` need nothing else."""
 
-    def __init__(self, study: Study, trial: FrozenTrial) -> None:
-        self._study, self._trial = study, trial
+    def __init__(self, trial: HeldTrial) -> None:
+        self._trial = trial
         self.stopped = False
         self.last_value = math.nan
         self.last_budget = math.nan
 
     def __call__(self, budget: float, value: float) -> bool:
-        self._study.report(self._trial, budget, value)
+        self._trial.report(budget, value)
         self.last_value, self.last_budget = value, budget
         if not math.isfinite(value):
             self.stopped = True
         elif not self.stopped:
-            self.stopped = not self._study.should_continue(self._trial, budget, value)
+            self.stopped = not self._trial.should_continue(budget, value)
         return not self.stopped
 
     def record(self, **facts: Any) -> None:
-        self._study.set_trial_attrs(self._trial, facts)
+        self._trial.record(facts)
 
 
 class Objective(Protocol):
     def __call__(self, config: Mapping[str, Any], budget: float | None, report: Report) -> float: ...
 
 
-def run_trial(study: Study, trial: FrozenTrial, objective: Objective, heartbeat_interval: float) -> TrialState:
+def run_trial(trial: HeldTrial, objective: Objective, heartbeat_interval: float) -> TrialState:
     """Run one trial this worker holds to its end and record the outcome.
 
     Raises :class:`TrialNotHeldError` if the trial was taken away meanwhile (its heartbeat
     stopped long enough for it to be re-queued): its result belongs to the new holder.
     """
-    report = TrialReporter(study, trial)
+    report = TrialReporter(trial)
 
-    with Heartbeat(study.store, trial, heartbeat_interval) as beat:
+    with Heartbeat(trial, heartbeat_interval) as beat:
         try:
             value = objective(trial.params, trial.budget, report)
         except TrialNotHeldError:
             raise
         except Diverged as exc:
             if beat.lost is None:
-                study.diverge(trial, f"diverged: {exc}")
+                trial.diverge(f"diverged: {exc}")
             return TrialState.DIVERGED
         except Exception as exc:  # noqa: BLE001 - any error of the user's objective fails only its trial
             if beat.lost is None:
-                study.fail(trial, failure_reason(exc))
+                trial.fail(failure_reason(exc))
             return TrialState.FAILED
     if beat.lost is not None:
         raise beat.lost
     if report.stopped and not math.isfinite(report.last_value):
-        study.diverge(trial, f"diverged: reported {report.last_value} at budget {report.last_budget:g}")
+        trial.diverge(f"diverged: reported {report.last_value} at budget {report.last_budget:g}")
         return TrialState.DIVERGED
     if report.stopped:
-        study.prune(trial, report.last_value)
+        trial.prune(report.last_value)
         return TrialState.PRUNED
-    return study.complete(trial, value)
+    return trial.complete(value)
 
 
-def run_counted(
-    study: Study, trial: FrozenTrial, objective: Objective, interval: float, outcomes: dict[TrialState, int]
-) -> None:
+def run_counted(trial: HeldTrial, objective: Objective, interval: float, outcomes: dict[TrialState, int]) -> None:
     """Run a held trial and count how it ended; one taken away meanwhile (re-queued after this
     worker's heartbeat stopped) counts nothing: its new holder reports it."""
     try:
-        outcomes[run_trial(study, trial, objective, interval)] += 1
+        outcomes[run_trial(trial, objective, interval)] += 1
     except TrialNotHeldError:
         pass
 
@@ -143,7 +141,7 @@ def optimize(
         if trial is None:  # the algorithm waits on other workers' running trials
             time.sleep(min(1.0, interval))
             continue
-        run_counted(study, trial, objective, interval, outcomes)
+        run_counted(trial, objective, interval, outcomes)
     return outcomes
 
 
@@ -188,5 +186,5 @@ def work(
                 break
             time.sleep(_IDLE_WAIT)
             continue
-        run_counted(study, trial, objective, interval, outcomes)
+        run_counted(trial, objective, interval, outcomes)
     return outcomes

@@ -14,8 +14,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from db.records import FrozenTrial
 from hpo.study import load_study
+from hpo.trial import HeldTrial
 from workers.queue_worker import Report, drain_queue
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     log = open(log_path, "a", buffering=1)
 
-    def on_claim(trial: FrozenTrial) -> None:
+    def on_claim(trial: HeldTrial) -> None:
         log.write(f"{trial.number}\n")
         log.flush()
 

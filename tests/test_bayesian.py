@@ -111,7 +111,7 @@ def fresh_proposal_in_subprocess(name: str, url: str) -> dict:
         "import json, sys, hpo\n"
         "from hpo.algorithms import History\n"
         "study = hpo.load_study(sys.argv[1], sys.argv[2])\n"
-        "proposal = study.algorithm_instance.propose(History(study.trials, study.direction))\n"
+        "proposal = study.algorithm.propose(History(study.trials, study.direction))\n"
         "print(json.dumps({'config': proposal.config, 'budget': proposal.budget, 'attrs': proposal.attrs}))\n"
     )
     out = subprocess.run([sys.executable, "-c", script, name, url], check=True, cwd=ROOT, capture_output=True, text=True)
@@ -130,12 +130,12 @@ def test_the_same_history_gives_the_same_proposal_in_any_process(sqlite_url: str
     for step in range(12):
         history = History(study.trials, study.direction)
         fresh = make_algorithm(algorithm, problem.space, study.direction, settings)
-        assert study.algorithm_instance.propose(history) == fresh.propose(history), f"step {step}"
+        assert study.algorithm.propose(history) == fresh.propose(history), f"step {step}"
         done = held.pop(step % len(held))
         study.tell(done, problem.evaluate(done.params, done.budget, rng))
         held.append(study.ask(done.worker_id))
     history = History(study.trials, study.direction)
-    mine = study.algorithm_instance.propose(history)
+    mine = study.algorithm.propose(history)
     assert fresh_proposal_in_subprocess("det", sqlite_url) == json.loads(
         json.dumps({"config": mine.config, "budget": mine.budget, "attrs": mine.attrs})
     )
@@ -151,7 +151,7 @@ def test_failed_configurations_are_never_proposed_again(sqlite_url: str, algorit
     for _ in range(30):
         trial = study.ask("w")
         if trial.params["x"] < 0.5:
-            study.fail(trial, "out of memory")
+            trial.fail("out of memory")
         else:
             study.tell(trial, (trial.params["x"] - 0.7) ** 2 + trial.params["y"] + 1.0 / trial.budget)
     failed: set[str] = set()
@@ -169,7 +169,7 @@ def test_a_study_whose_trials_all_failed_still_gets_proposals(sqlite_url: str, a
     for _ in range(20):
         trial = study.ask("w")
         assert trial is not None and space.validate_config(trial.params) == trial.params
-        study.fail(trial, "boom")
+        trial.fail("boom")
     first_rung = [t for t in study.trials if t.attrs.get("rung", 0) == 0]
     assert len({config_hash(t.params) for t in first_rung}) == len(first_rung)
 
@@ -199,7 +199,7 @@ def test_bohb_needs_a_fidelity() -> None:
 
 def test_bohb_models_the_largest_budget_with_enough_points(sqlite_url: str) -> None:
     study = hpo.create_study("bohb", sqlite_url, search_space=fidelity_space(), algorithm="bohb", algorithm_settings={"min_points": 4})
-    bohb = study.algorithm_instance
+    bohb = study.algorithm
     assert bohb.model_budget(History(study.trials, study.direction)) is None
     for _ in range(12):  # the first bracket's first rung: 9 at budget 1, then 3 at budget 3
         trial = study.ask("w")
@@ -221,7 +221,7 @@ def test_tpe_incremental_replay_decides_as_a_fresh_one_through_every_state_chang
     def check(step: str) -> None:
         history = History(study.trials, study.direction)
         fresh = make_algorithm("tpe", space, study.direction, {"seed": 1, "n_startup_trials": 3})
-        assert study.algorithm_instance.propose(history) == fresh.propose(history), step
+        assert study.algorithm.propose(history) == fresh.propose(history), step
 
     study.enqueue({"x1": 1.0, "x2": 2.0})
     for _ in range(5):
@@ -232,9 +232,9 @@ def test_tpe_incremental_replay_decides_as_a_fresh_one_through_every_state_chang
     check("four running")
     study.tell(running[1], 3.0)
     check("a running one completed out of order")
-    study.prune(running[2], 9.0)
+    running[2].prune(9.0)
     check("a running one pruned")
-    study.fail(running[3], "boom")
+    running[3].fail("boom")
     check("a running one failed")
     study.release_worker("b", "worker b died")
     check("a running one re-queued")

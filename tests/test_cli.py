@@ -39,15 +39,15 @@ def test_study_lifecycle(storage_url: str, tmp_path: Path) -> None:
     from hpo import create_study
 
     study = create_study("gpt-w256", storage_url, load_if_exists=True)
-    assert study.tags == {"width": 256} and study.algorithm_settings == {"eta": 3}
+    assert study.record.tags == {"width": 256} and study.record.algorithm_settings == {"eta": 3}
     assert study.search_space.to_dict() == {
         "fidelity": {"name": "steps", "min": 100, "max": 900},
         "parameters": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}},
     }
     study.enqueue_many([{"lr": 0.01}, {"lr": 0.1}])
     trial = study.claim("w")
-    study.report(trial, 100, 3.5)
-    study.complete(trial, 3.25)
+    trial.report(100, 3.5)
+    trial.complete(3.25)
 
     listed = hpo("study", "list", "--storage", storage_url)
     assert listed.returncode == 0 and "gpt-w256" in listed.stdout and "3.25" in listed.stdout

@@ -98,7 +98,7 @@ def test_rand1_mutation_crossover_and_repair() -> None:
 def test_selection_replaces_the_target_only_when_no_worse(sqlite_url: str) -> None:
     study = dehb_study(sqlite_url)
     hpo.optimize(study, quadratic, n_trials=22)
-    algorithm = study.algorithm_instance
+    algorithm = study.algorithm
     assert isinstance(algorithm, DEHB)
     first = study.trials
     slot0 = min(t.number for t in first if t.budget == 1)
@@ -166,7 +166,7 @@ def test_failed_configurations_never_enter_a_population_nor_return(sqlite_url: s
         assert (key, t.budget) not in seen
         assert not any(key == config_hash(f.params) for f in failed if f.number < t.number)
         seen.add((key, t.budget))
-    algorithm = study.algorithm_instance
+    algorithm = study.algorithm
     history = History(trials, study.direction)
     for level in range(3):
         members = algorithm.population(history, level).members

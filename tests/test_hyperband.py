@@ -123,7 +123,7 @@ def test_history_scores_failures_as_worst(sqlite_url: str) -> None:
     study = hpo.create_study("h", sqlite_url, direction="maximize", search_space=space(1, 9))
     a, b = study.ask("w"), study.ask("w")
     study.tell(a, 2.0)
-    study.fail(b, "boom")
+    b.fail("boom")
     history = History(study.trials, study.direction)
     assert history.score(study.trial(a.number)) == -2.0
     assert math.isinf(history.score(study.trial(b.number)))
@@ -150,12 +150,12 @@ def test_asha_decides_as_a_fresh_process_would_through_a_growing_study(sqlite_ur
         if len(running) >= 4:  # finish out of order: the second oldest first
             done = running.pop(1)
             if i % 11 == 0:
-                study.fail(done, "boom")
+                done.fail("boom")
             elif i % 13 == 0:
-                study.diverge(done, "nan")
+                done.diverge("nan")
             else:
                 study.tell(done, (done.params["x"] - 0.3) ** 2 + (done.params["y"] - 0.7) ** 2 + 1.0 / done.budget)
-    kept = study.algorithm_instance
+    kept = study.algorithm
     assert kept.propose(History(study.trials[:40], study.direction)) == make_algorithm(
         "asha", study.search_space, study.direction, settings
     ).propose(History(study.trials[:40], study.direction))

@@ -16,7 +16,7 @@ def test_a_stopped_study_hands_out_nothing_and_its_workers_leave(storage_url: st
     running = study.ask("w1")
     study.enqueue({"x": 0.5})
     study.stop()
-    assert study.stopped and "stopped" in hpo.load_study("stop-me", storage_url).tags
+    assert study.stopped and "stopped" in hpo.load_study("stop-me", storage_url).record.tags
     assert study.ask("w2") is None  # not even the queued one
 
     outcomes: dict = {}
@@ -24,7 +24,7 @@ def test_a_stopped_study_hands_out_nothing_and_its_workers_leave(storage_url: st
     worker.start()
     worker.join(timeout=2)
     assert worker.is_alive()  # a trial still runs: it could come back to the queue
-    study.complete(running, 0.3)
+    running.complete(0.3)
     worker.join(timeout=10)
     assert not worker.is_alive() and sum(outcomes.values()) == 0
     counts = study.counts()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import math
@@ -17,6 +18,7 @@ from db.store import HistoryCache, open_store, utcnow
 from hpo import (
     Direction,
     DuplicateStudyError,
+    HeldTrial,
     StoreError,
     StudyNotFoundError,
     TrialNotHeldError,
@@ -35,9 +37,9 @@ def test_create_load_and_duplicate(storage_url: str) -> None:
     loaded = load_study("s1", storage_url)
     assert loaded.id == study.id
     assert loaded.direction is Direction.MAXIMIZE
-    assert loaded.algorithm_settings == {"eta": 3}
-    assert loaded.search_space == get_builtin("branin") and loaded.algorithm_instance.name == "dehb"
-    assert loaded.tags == {"width": 256} and loaded.sweep == "widths"
+    assert loaded.record.algorithm_settings == {"eta": 3}
+    assert loaded.search_space == get_builtin("branin") and loaded.algorithm.name == "dehb"
+    assert loaded.record.tags == {"width": 256} and loaded.record.sweep == "widths"
     with pytest.raises(DuplicateStudyError, match="'s1' already exists"):
         create_study("s1", storage_url)
     assert create_study("s1", storage_url, load_if_exists=True).id == study.id
@@ -51,8 +53,8 @@ def test_claim_order_and_exclusivity(storage_url: str) -> None:
     study = create_study("q", storage_url)
     assert study.enqueue_many([{"x": i} for i in range(3)], budget=9) == [0, 1, 2]
     first, second = study.claim("a"), study.claim("b")
-    assert (first.number, first.worker_id, first.attempts, first.budget) == (0, "a", 1, 9.0)
-    assert second.number == 1 and first.state is TrialState.RUNNING
+    assert (first.number, first.worker_id, first.frozen.attempts, first.budget) == (0, "a", 1, 9.0)
+    assert second.number == 1 and first.frozen.state is TrialState.RUNNING
     study.claim("c")
     assert study.claim("d") is None
     assert study.counts()[TrialState.RUNNING] == 3
@@ -62,28 +64,28 @@ def test_reports_complete_and_values(storage_url: str) -> None:
     study = create_study("r", storage_url)
     study.enqueue({"x": 1})
     trial = study.claim("w")
-    study.report(trial, 1, 5.0)
-    study.report(trial, 1, 4.0)  # one row per budget: the later value wins
-    study.report(trial, 3, float("nan"))
-    assert study.complete(trial, 2.5) is TrialState.COMPLETED
+    trial.report(1, 5.0)
+    trial.report(1, 4.0)  # one row per budget: the later value wins
+    trial.report(3, float("nan"))
+    assert trial.complete(2.5) is TrialState.COMPLETED
     stored = study.trial(trial.number)
     assert stored.value == 2.5 and stored.state is TrialState.COMPLETED
     assert list(stored.intermediate_values) == [1.0, 3.0]
     assert stored.intermediate_values[1.0] == 4.0 and math.isnan(stored.intermediate_values[3.0])
     assert stored.finished_at is not None and stored.duration_s >= 0
     with pytest.raises(TrialNotHeldError, match="trial 0 is completed"):
-        study.complete(trial, 1.0)
+        trial.complete(1.0)
     with pytest.raises(TrialNotHeldError):
-        study.report(trial, 5, 1.0)
+        trial.report(5, 1.0)
 
 
 def test_non_finite_values_mark_divergence_and_failures_keep_errors(storage_url: str) -> None:
     study = create_study("d", storage_url)
     study.enqueue_many([{"x": 1}, {"x": 2}, {"x": 3}])
     a, b, c = study.claim("w"), study.claim("w"), study.claim("w")
-    assert study.complete(a, float("inf")) is TrialState.DIVERGED
-    study.fail(b, "Traceback ...\nRuntimeError: out of memory")
-    study.prune(c, 7.0)
+    assert a.complete(float("inf")) is TrialState.DIVERGED
+    b.fail("Traceback ...\nRuntimeError: out of memory")
+    c.prune(7.0)
     trials = study.trials
     assert [t.state for t in trials] == [TrialState.DIVERGED, TrialState.FAILED, TrialState.PRUNED]
     assert trials[0].value is None and "inf" in trials[0].error
@@ -97,9 +99,9 @@ def test_only_the_holder_may_report(storage_url: str) -> None:
     study = create_study("h", storage_url)
     study.enqueue({"x": 1})
     trial = study.claim("owner")
-    impostor = type(trial)(**{**trial.__dict__, "worker_id": "impostor"})
+    impostor = HeldTrial(study, dataclasses.replace(trial.frozen, worker_id="impostor"))
     with pytest.raises(TrialNotHeldError, match="held by worker 'owner'"):
-        study.report(impostor, 1, 0.0)
+        impostor.report(1, 0.0)
     assert study.trial(0).intermediate_values == {}
 
 
@@ -108,7 +110,7 @@ def test_best_trial_follows_direction(storage_url: str, direction: str, best: fl
     study = create_study("b", storage_url, direction=direction)
     study.enqueue_many([{"x": v} for v in (2.0, 1.0, 3.0)])
     while (trial := study.claim("w")) is not None:
-        study.complete(trial, trial.params["x"])
+        trial.complete(trial.params["x"])
     assert study.best_value == best
     assert study.best_params == {"x": best}
 
@@ -125,7 +127,7 @@ def test_stale_trials_are_requeued_then_failed(storage_url: str) -> None:
     assert requeued.state is TrialState.QUEUED and requeued.worker_id is None
     assert "worker 'w1' sent no heartbeat" in requeued.error
     with pytest.raises(TrialNotHeldError, match="queued"):
-        study.complete(trial, 1.0)  # the lost worker's late result is refused
+        trial.complete(1.0)  # the lost worker's late result is refused
 
     second = study.claim("w2")
     assert second.number == 0 and second.attempts == 2
@@ -142,7 +144,7 @@ def test_heartbeat_thread_keeps_a_long_trial_alive(storage_url: str) -> None:
     study = create_study("beat", storage_url, heartbeat_timeout=0.6)
     study.enqueue({"x": 1})
     trial = study.claim("w")
-    with hpo.Heartbeat(study.store, trial, interval=0.1) as beat:
+    with hpo.Heartbeat(trial, interval=0.1) as beat:
         time.sleep(1.5)
         assert study.recover_stale().requeued == ()
     assert beat.lost is None
@@ -154,7 +156,7 @@ def test_delete_removes_trials_and_values(storage_url: str) -> None:
     study = create_study("gone", storage_url)
     study.enqueue({"x": 1})
     trial = study.claim("w")
-    study.report(trial, 1, 1.0)
+    trial.report(1, 1.0)
     hpo.delete_study("gone", storage_url)
     with pytest.raises(StudyNotFoundError):
         load_study("gone", storage_url)
@@ -170,7 +172,7 @@ def test_sweeps_group_studies_and_listing_counts(storage_url: str) -> None:
         s = create_study(f"w{width}", storage_url, sweep="mup", tags={"width": width})
         s.enqueue_many([{"x": 1.0}, {"x": 2.0}])
         t = s.claim("w")
-        s.complete(t, width / 100)
+        t.complete(width / 100)
     create_study("other", storage_url)
     summaries = hpo.list_studies(storage_url, sweep="mup")
     assert [s.study.name for s in summaries] == ["w64", "w128"]
@@ -184,8 +186,8 @@ def test_exports(storage_url: str, tmp_path) -> None:  # type: ignore[no-untyped
     study = create_study("ex", storage_url)
     study.enqueue_many([{"lr": 0.1, "bs": 32}, {"lr": 0.01, "bs": 64}])
     t = study.claim("w")
-    study.report(t, 10, 3.0)
-    study.complete(t, 2.0)
+    t.report(10, 3.0)
+    t.complete(2.0)
     frame = study.to_dataframe()
     assert list(frame["number"]) == [0, 1]
     assert list(frame["state"]) == ["completed", "queued"]
@@ -232,13 +234,13 @@ def test_history_cache_sees_every_change_another_process_makes(
     cached_equals_full()
     held = [other.claim("a") for _ in range(4)]
     cached_equals_full()
-    other.complete(held[0], 1.0)
-    other.fail(held[1], "boom")
+    held[0].complete(1.0)
+    held[1].fail("boom")
     cached_equals_full()
     store = other.store
     store.recover_stale(other.id, now=utcnow() + timedelta(seconds=60))  # held[2], held[3] go back
     cached_equals_full()
-    other.complete(other.claim("b"), 2.0)
+    other.claim("b").complete(2.0)
     other.enqueue({"x1": 1.0, "x2": 1.0})
     cached_equals_full()
     assert [t.state for t in seen[-1]].count(TrialState.COMPLETED) == 2
@@ -290,7 +292,7 @@ def test_trial_pages_sort_by_value_with_the_valueless_last_across_page_boundarie
     study.enqueue_many([{"i": i} for i in range(23)])
     values = [3.0, 1.0, 2.0, 1.0, 5.0, 4.0, 2.0, 0.5, 6.0, 1.0, 7.0, 2.5, 3.5, 0.1, 8.0, 9.0, 4.5]
     for value in values:  # 17 completed (ties included); 6 left queued without a value
-        study.complete(study.claim("w"), value)
+        study.claim("w").complete(value)
     store, study_id = study.store, study.id
     trials = study.trials
     for descending in (False, True):

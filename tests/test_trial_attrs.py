@@ -16,15 +16,15 @@ def test_recorded_facts_join_the_algorithms_attrs(storage_url: str) -> None:
     study = hpo.create_study("attrs", storage_url, search_space=space, algorithm="hyperband")
     trial = study.ask("w1")
     assert trial is not None and set(trial.attrs) >= {"bracket", "rung"}
-    report = TrialReporter(study, trial)
+    report = TrialReporter(trial)
     assert report(1.0, 0.5) is True
     report.record(n_params=12480, tokens=2048)
     report.record(tokens=4096)  # the objective may update its own facts
     with pytest.raises(ValueError, match="trial attrs rung belong to the search algorithm"):
         report.record(rung=7)
-    study.complete(trial, 0.4)
+    trial.complete(0.4)
     (stored,) = hpo.load_study("attrs", storage_url).trials
     assert stored.state is TrialState.COMPLETED
     assert stored.attrs == {**trial.attrs, "n_params": 12480, "tokens": 4096}
     with pytest.raises(TrialNotHeldError):
-        study.set_trial_attrs(trial, {"late": 1})  # finished: the facts of a dropped result stay out
+        trial.record({"late": 1})  # finished: the facts of a dropped result stay out

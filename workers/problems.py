@@ -151,7 +151,7 @@ def run_on_budget(study: Any, problem: Problem, budget: float, seed: int = 0, wo
     while spent < budget:
         trial = study.ask(worker_id)
         if trial is None:
-            raise RuntimeError(f"{study.algorithm!r} proposed nothing with no trial running")
+            raise RuntimeError(f"{study.record.algorithm!r} proposed nothing with no trial running")
         z = trial.budget if trial.budget is not None else fidelity.max
         value = problem.evaluate(trial.params, z, rng)
         study.tell(trial, value)

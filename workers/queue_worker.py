@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 
 from db.models import TrialState
-from db.records import FrozenTrial
 from hpo.runner import Objective, Report, run_counted
 from hpo.study import Study, default_worker_id
+from hpo.trial import HeldTrial
 
 __all__ = ["Objective", "Report", "drain_queue"]
 
@@ -24,7 +24,7 @@ def drain_queue(
     *,
     worker_id: str | None = None,
     heartbeat_interval: float | None = None,
-    on_claim: Callable[[FrozenTrial], None] | None = None,
+    on_claim: Callable[[HeldTrial], None] | None = None,
     wait_for_running: bool = True,
 ) -> dict[TrialState, int]:
     """Run queued trials until none is left; returns how many ended in each state.
@@ -46,4 +46,4 @@ def drain_queue(
             return outcomes
         if on_claim is not None:
             on_claim(trial)
-        run_counted(study, trial, objective, interval, outcomes)
+        run_counted(trial, objective, interval, outcomes)

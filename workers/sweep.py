@@ -104,7 +104,7 @@ def run_sweep(
     """
     _check_counts(workers, cpus_per_trial, gpus_per_trial, max_trials, timeout)
     handle = study if isinstance(study, Study) else load_study(study, storage)
-    spec = objective if objective is not None else handle.objective
+    spec = objective if objective is not None else handle.record.objective
     if spec is None:
         raise SweepError(
             f"study {handle.name!r} records no objective; pass one (--objective module:function, "

@@ -58,6 +58,7 @@ from db.models import Direction
 from db.records import FrozenTrial
 from db.store import Store
 from hpo.study import Study, load_study
+from hpo.trial import HeldTrial
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
@@ -76,7 +77,9 @@ _MODES = {Direction.MINIMIZE: "min", Direction.MAXIMIZE: "max"}
 
 @dataclass
 class _Held:
-    """A store trial a Tune trial holds, and what its results said so far."""
+    """A store trial a Tune trial holds, and what its results said so far. It keeps the
+    frozen trial (what the experiment checkpoint pickles), not a :class:`HeldTrial`, which
+    holds the study's connection pool."""
 
     trial: FrozenTrial
     last_budget: float | None = None
@@ -198,7 +201,7 @@ class HpoSearcher(Searcher):
         if trial is None:
             return None
         with self._lock:
-            self._held[trial_id] = _Held(trial)
+            self._held[trial_id] = _Held(trial.frozen)
             self._start_beating()
         return {**trial.params, HPO_BUDGET_KEY: trial.budget}
 
@@ -215,19 +218,20 @@ class HpoSearcher(Searcher):
         if held is None or held.lost:
             return
         study, trial = self.study, held.trial
+        holding = HeldTrial(study, trial)
         try:
             if error:
-                study.fail(trial, held.error or f"Ray Tune trial {trial_id} errored (its error.txt has the traceback)")
+                holding.fail(held.error or f"Ray Tune trial {trial_id} errored (its error.txt has the traceback)")
                 return
             if result is not None and self._metric in result:
                 self._record_into(held, trial_id, result)
             last = held.last_value
             if held.reached or (trial.budget is None and last is not None):
-                study.complete(trial, held.value_at_budget if held.reached else last)
+                holding.complete(held.value_at_budget if held.reached else last)
             elif last is not None and not math.isfinite(last):
-                study.complete(trial, last)  # recorded as diverged
+                holding.complete(last)  # recorded as diverged
             elif held.stopped:
-                study.prune(trial, last)
+                holding.prune(last)
             else:
                 reason = (
                     f"Ray Tune ended trial {trial_id} at {self.budget_attr}={held.last_budget}, "
@@ -278,14 +282,14 @@ class HpoSearcher(Searcher):
             with self._lock:
                 self._held.clear()
             try:
-                self.study.fail(held.trial, str(exc))
+                HeldTrial(self.study, held.trial).fail(str(exc))
             except TrialNotHeldError:
                 pass
             raise
         if budget == held.last_budget and value == held.last_value:
             return  # Tune repeats a trial's last result when its function returns
         try:
-            self.study.report(held.trial, budget, value)
+            HeldTrial(self.study, held.trial).report(budget, value)
         except TrialNotHeldError as exc:
             held.lost = True
             logger.warning("store trial %d of Ray Tune trial %s was taken back: %s", held.trial.number, trial_id, exc)
@@ -318,7 +322,7 @@ class HpoSearcher(Searcher):
                     return
             for h in held:
                 try:
-                    self.study.heartbeat(h.trial)
+                    HeldTrial(self.study, h.trial).heartbeat()
                 except TrialNotHeldError:
                     h.lost = True
                 except StoreError:
@@ -371,7 +375,7 @@ class HpoScheduler(FIFOScheduler):
         if held.lost or held.reached or held.last_value is None or not math.isfinite(held.last_value):
             return TrialScheduler.STOP
         assert held.last_budget is not None
-        if not self.searcher.study.should_continue(held.trial, held.last_budget, held.last_value):
+        if not HeldTrial(self.searcher.study, held.trial).should_continue(held.last_budget, held.last_value):
             held.stopped = True
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE

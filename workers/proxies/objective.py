@@ -36,7 +36,7 @@ def proxy_objective(model: str, study: Study | None = None) -> Objective:
     unit = fidelity.name if fidelity is not None else ("tokens" if model == "gpt" else "steps")
     rungs: list[float] = []
     if fidelity is not None:
-        eta = float((study.algorithm_settings if study is not None else {}).get("eta", DEFAULT_ETA))
+        eta = float((study.record.algorithm_settings if study is not None else {}).get("eta", DEFAULT_ETA))
         rungs = rung_budgets(fidelity.min, fidelity.max, eta)
 
     def objective(config: Mapping[str, Any], budget: float | None, report: Report) -> float:
