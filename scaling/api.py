@@ -47,7 +47,7 @@ def fit(
 
         store = Store(storage)
         try:
-            store.save_fit(result.name, source=source, form=result.form, report=result.report(), sweep=sweep)
+            store.save_fit(result.name, source=source, form=result.form, report=result.report().to_dict(), sweep=sweep)
         finally:
             store.close()
     return result

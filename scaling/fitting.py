@@ -31,15 +31,16 @@ import numpy as np
 
 from scaling.borrowed import fallback_batch, lr_at_batch_law
 from scaling.errors import ScalingError
-from scaling.laws import FORMS, Law, PowerLaw, law_ranges, variables_at
+from scaling.laws import FORMS, Law, PowerLaw, variables_at
 from scaling.optimum import BOOTSTRAP as CELL_BOOTSTRAP
 from scaling.optimum import ESTIMATORS, CellOptimum, find_optimum
-from scaling.published import PUBLISHED_LAWS, borrowed_batch_note
+from scaling.published import PUBLISHED_LAWS
 from scaling.regression import BOOTSTRAP, HUBER_SCALE, LEVEL, Point, TargetFit, fit_target
+from scaling.report import FitReport, TargetReport, law_provenance
 from scaling.runs import Run, cells
 from scaling.selection import FIT_TO, choose
 
-__all__ = ["BOOTSTRAP", "ScalingFit", "TargetFit", "fit_from_report", "fit_runs", "optima_of", "origin_note"]
+__all__ = ["BOOTSTRAP", "ScalingFit", "TargetFit", "fit_runs", "optima_of"]
 
 ESTIMATOR_TEXT = {
     "quadratic": "robust quadratic in (log2 lr, log2 batch) over each cell's basin; its vertex",
@@ -63,43 +64,36 @@ class ScalingFit:
     #: the whole fit redone without the largest scales, scored on the held-out cells' runs
     held_out: list[dict[str, Any]] = field(default_factory=list)
 
-    def report(self) -> dict[str, Any]:
-        """A JSON-ready record of the fit (what the store keeps and ``--json`` prints)."""
-        return {
-            "name": self.name,
-            "form": self.form,
-            "learning_rate": _target_report(self.learning_rate),
-            "batch_size": _target_report(self.batch_size),
-            "fitted_range": {k: list(v) for k, v in self.law.fitted_range.items()},
-            "tolerance": {k: list(v) for k, v in self.law.tolerance.items()},
-            "method": self.method,
-            "forms_compared": self.compared,
-            "held_out": self.held_out,
-            "cells": [o.to_dict() for o in self.optima],
-            "bootstrap": [[lr.to_dict(), b.to_dict()] for lr, b in self.law.bootstrap],
-        }
+    def report(self) -> FitReport:
+        """The fit's report: what the store keeps (``report().to_dict()``) and ``--json`` prints."""
+        return FitReport(
+            name=self.name,
+            form=self.form,
+            learning_rate=TargetReport.of(self.learning_rate),
+            batch_size=TargetReport.of(self.batch_size),
+            fitted_range=dict(self.law.fitted_range),
+            method=self.method,
+            tolerance=dict(self.law.tolerance),
+            forms_compared=self.compared,
+            held_out=self.held_out,
+            cells=[o.to_dict() for o in self.optima],
+            bootstrap=list(self.law.bootstrap),
+        )
 
+    @classmethod
+    def from_report(cls, report: FitReport) -> ScalingFit:
+        """A stored fit back, for plotting and recommending (its cells' optima stay in the
+        report's ``cells``: the plot needs only the points and the laws)."""
+        law = report.law()
 
-def _target_report(fit: TargetFit) -> dict[str, Any]:
-    return {
-        "formula": fit.law.formula(),
-        "law": fit.law.to_dict(),
-        "intervals": {k: list(v) for k, v in fit.intervals.items()},
-        "points": fit.points,
-        "excluded": fit.excluded,
-        "validation": fit.validation,
-        "source": "fitted" if fit.borrowed_from is None else fit.borrowed_from,
-        "calibrated": fit.calibrated,
-    }
+        def target(key: str, fitted: PowerLaw, boot: list[PowerLaw]) -> TargetFit:
+            t = report.target(key)
+            return TargetFit(key, fitted, t.intervals, t.points, t.excluded, t.validation, boot,
+                             None if t.fitted else t.source, t.calibrated)
 
-
-def origin_note(part: dict[str, Any]) -> str:
-    """Where a reported law came from, for display after its formula: nothing when fitted,
-    else the published law it borrowed (whole, or its exponents with a calibrated coefficient)."""
-    source = part.get("source", "fitted")
-    if source == "fitted":
-        return ""
-    return f" ({source} exponent, calibrated)" if part.get("calibrated") else f" (from {source})"
+        lr = target("learning_rate", law.learning_rate, [b[0] for b in law.bootstrap])
+        batch = target("batch_size", law.batch_tokens, [b[1] for b in law.bootstrap])
+        return cls(report.name, report.form, law, lr, batch, [], report.method, report.forms_compared, report.held_out)
 
 
 def optima_of(
@@ -241,6 +235,7 @@ def _fit_form(
             lr_fit = lr_at_batch_law(lr_fit, lr_vars, optima, b_fit.law, lr_out, bootstrap, seed)
     used = {(p["n_params"], p["tokens"]) for p in lr_fit.points + b_fit.points}
     span = {v: [variables_at(n, d)[v] for n, d in used] for v in ("N", "D", "C")}
+    notes, ranges = law_provenance(lr_fit.points, b_fit.points, b_fit.borrowed_from, b_fit.calibrated)
     law = Law(
         name=name,
         learning_rate=lr_fit.law,
@@ -249,10 +244,8 @@ def _fit_form(
         fitted_range={v: (min(vals), max(vals)) for v, vals in span.items()},
         # degenerate resamples are skipped per target, so the two lists may differ in length
         bootstrap=list(zip(lr_fit.bootstrap, b_fit.bootstrap, strict=False)),
-        notes="" if b_fit.borrowed_from is None else borrowed_batch_note(b_fit.borrowed_from, b_fit.calibrated),
-        ranges=law_ranges(lr_fit.points, b_fit.points,
-                          None if b_fit.borrowed_from is None or b_fit.calibrated
-                          else PUBLISHED_LAWS[b_fit.borrowed_from].fitted_range),
+        notes=notes,
+        ranges=ranges,
         tolerance=_tolerance(optima, b_fit.borrowed_from is None),
     )
     estimators = sorted({o.estimator for o in optima})
@@ -297,22 +290,3 @@ def _usable(
         else:
             points.append((o.n_params, o.tokens, o.learning_rate if target == "learning_rate" else o.batch_size))
     return points, excluded
-
-
-def fit_from_report(name: str, report: dict[str, Any]) -> ScalingFit:
-    """A stored fit back as a :class:`ScalingFit` for plotting and recommending (its cells'
-    optima stay in the report: the plot needs only the points and the laws)."""
-    from scaling.recommend import law_from_report
-
-    law = law_from_report(name, report)
-
-    def target(key: str, fitted: PowerLaw, boot: list[PowerLaw]) -> TargetFit:
-        t = report[key]
-        source = t.get("source", "fitted")
-        return TargetFit(key, fitted, {k: tuple(v) for k, v in t["intervals"].items()}, t["points"], t["excluded"],
-                         t["validation"], boot, None if source == "fitted" else source, bool(t.get("calibrated", False)))
-
-    lr = target("learning_rate", law.learning_rate, [b[0] for b in law.bootstrap])
-    batch = target("batch_size", law.batch_tokens, [b[1] for b in law.bootstrap])
-    return ScalingFit(name, report["form"], law, lr, batch, [], report.get("method", {}), report.get("forms_compared", {}),
-                      report.get("held_out", []))

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from scaling.errors import ScalingError
-from scaling.laws import Law, PowerLaw, law_ranges
-from scaling.published import PUBLISHED_LAWS, borrowed_batch_note
+from scaling.laws import Law
+from scaling.published import PUBLISHED_LAWS
+from scaling.report import FIT_PREFIX, FitReport
 
-FIT_PREFIX = "fit:"
 
 
 @dataclass(frozen=True)
@@ -52,24 +52,6 @@ def round_sequences(sequences: float) -> int:
     if sequences < 8:
         return max(1, 2 ** round(math.log2(max(sequences, 1.0))))
     return max(8, 8 * round(sequences / 8))
-
-
-def law_from_report(name: str, report: dict[str, Any]) -> Law:
-    """A stored fit's report back as a :class:`Law` (with its bootstrap, for intervals)."""
-    batch_source = report["batch_size"].get("source", "fitted")
-    calibrated = bool(report["batch_size"].get("calibrated", False))
-    return Law(
-        name=f"{FIT_PREFIX}{name}",
-        learning_rate=PowerLaw.from_dict(report["learning_rate"]["law"]),
-        batch_tokens=PowerLaw.from_dict(report["batch_size"]["law"]),
-        source=f"fit {name!r} ({report['form']} form)",
-        fitted_range={k: (float(v[0]), float(v[1])) for k, v in report["fitted_range"].items()},
-        bootstrap=[(PowerLaw.from_dict(lr), PowerLaw.from_dict(b)) for lr, b in report.get("bootstrap", [])],
-        notes="" if batch_source == "fitted" else borrowed_batch_note(batch_source, calibrated),
-        ranges=law_ranges(report["learning_rate"]["points"], report["batch_size"]["points"],
-                          None if batch_source == "fitted" or calibrated else PUBLISHED_LAWS[batch_source].fitted_range),
-        tolerance={k: (float(v[0]), float(v[1])) for k, v in report.get("tolerance", {}).items()},
-    )
 
 
 def _check(n_params: float, tokens: float, seq_len: int) -> None:
@@ -127,7 +109,7 @@ def _stored_laws(storage: str | None, names: list[str] | None) -> list[Law]:
         records = [store.get_fit(n) for n in names] if names is not None else store.list_fits()
     finally:
         store.close()
-    return [law_from_report(r.name, r.report) for r in records]
+    return [FitReport.from_dict(r.report).law() for r in records]
 
 
 def _has_store(storage: str | None) -> bool:

@@ -110,11 +110,11 @@ def test_the_sweep_chooses_a_shape_aware_estimator_on_asymmetric_basins_and_each
     assert set(scores) == {f"{e} {m}" for e in ("quadratic", "plateau", "asymmetric") for m in ("optima", "runs")}
     report = result.report()
     chosen_estimator = choice["chosen"].split()[0]
-    assert all(c["estimator"] == chosen_estimator and c["note"] for c in report["cells"])
+    assert all(c["estimator"] == chosen_estimator and c["note"] for c in report.cells)
     lo, hi = result.learning_rate.intervals["N"]
     assert lo <= -0.5 <= hi
     # the held-out check: the whole fit redone without the largest N, and without each N's largest D
-    checks = {c["split"]: c for c in report["held_out"]}
+    checks = {c["split"]: c for c in report.held_out}
     assert checks["N"]["held_out"].startswith("largest N = 3e+08 (3 cells")
     assert checks["D"]["held_out"].startswith("each N's largest D (4 cells")
     for cell in checks["N"]["cells"]:

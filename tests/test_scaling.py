@@ -21,6 +21,7 @@ from db.store import Store
 from scaling import PUBLISHED_LAWS, Run, ScalingError, find_optimum, fit_runs, recommend
 from scaling.laws import Law, PowerLaw
 from scaling.recommend import round_sequences
+from scaling.report import FitReport
 
 STEP = PUBLISHED_LAWS["steplaw"]
 
@@ -183,11 +184,13 @@ def test_a_sweep_without_a_batch_law_borrows_one_only_when_asked() -> None:
     assert result.learning_rate.law.exponents["N"] == pytest.approx(-0.713, abs=0.03)
     assert result.batch_size.borrowed_from == "deepseek" and result.batch_size.law == PUBLISHED_LAWS["deepseek"].batch_tokens
     report = result.report()
-    assert report["batch_size"]["source"] == "deepseek" and "taken from deepseek" in report["batch_size"]["validation"]["why"]
+    assert report.batch_size.source == "deepseek" and "taken from deepseek" in report.batch_size.validation["why"]
+    stored = json.loads(json.dumps(report.to_dict()))
+    assert json.loads(json.dumps(FitReport.from_dict(stored).to_dict())) == stored  # the stored form reads back whole
     assert result.compared["steplaw"] == pytest.approx(result.learning_rate.validation["error"])
-    from scaling.recommend import law_from_report, recommend_with
+    from scaling.recommend import recommend_with
 
-    for law in (result.law, law_from_report("x", json.loads(json.dumps(report)))):
+    for law in (result.law, FitReport.from_dict(json.loads(json.dumps(report.to_dict()))).law()):
         rec = recommend_with(law, 1e9, 1e10, seq_len=2048)
         assert rec.batch_size_tokens_exact == pytest.approx(PUBLISHED_LAWS["deepseek"].predict(1e9, 1e10)[1])
         assert any("batch size from the published deepseek law" in w for w in rec.warnings)
@@ -204,7 +207,7 @@ def test_a_batch_law_the_sweep_cannot_fit_keeps_the_published_exponent_and_takes
     optimum 30x below the published level is followed, not overruled; where the grid starts
     above the optimum (every best run at the smallest batch), the level is that bound."""
     from scaling.plot import plot_fit
-    from scaling.recommend import law_from_report, recommend_with
+    from scaling.recommend import recommend_with
 
     true = Law("small", STEP.learning_rate, PowerLaw(0.58 / 30, {"D": 0.571}), "test", STEP.fitted_range)
     runs = synthetic_runs(true, [1e7, 3e7, 1e8], [1e9], seed=8)
@@ -219,9 +222,9 @@ def test_a_batch_law_the_sweep_cannot_fit_keeps_the_published_exponent_and_takes
     assert lo <= 0.58 / 30 <= hi and hi < 0.58 / 10
     assert batch.validation["error"] < 0.05 and "3 cells' best batches" in batch.validation["why_calibrated"]
     assert [p["n_params"] for p in batch.points] == [1e7, 3e7, 1e8]
-    report = json.loads(json.dumps(result.report()))
-    assert report["batch_size"]["calibrated"] is True and report["batch_size"]["source"] == "steplaw"
-    for law in (result.law, law_from_report("x", report)):
+    report = FitReport.from_dict(json.loads(json.dumps(result.report().to_dict())))
+    assert report.batch_size.calibrated is True and report.batch_size.source == "steplaw"
+    for law in (result.law, report.law()):
         assert law.ranges["batch_size"]["D"] == (1e9, 1e9)  # the cells' span, not Step Law's
         rec = recommend_with(law, 1e8, 1e9, seq_len=2048)
         assert rec.batch_size_tokens_exact == pytest.approx(true.batch_tokens(1e8, 1e9), rel=0.05)
@@ -246,14 +249,14 @@ def test_each_law_is_judged_against_the_range_of_the_cells_it_rests_on() -> None
     """The learning-rate law rests on N up to 3e8; the largest model's batch was not swept,
     so the batch law rests on N up to 1e8 only. A target at N = 6e8 is 2x beyond the one and
     6x beyond the other, and a stored fit read back says the same."""
-    from scaling.recommend import law_from_report, recommend_with
+    from scaling.recommend import recommend_with
 
     runs = synthetic_runs(STEP, [1e7, 3e7, 1e8], [1e9, 3e9], seed=5)
     runs += synthetic_runs(STEP, [3e8], [1e9, 3e9], seed=6, batch_offsets=[0.0])
     result = fit_runs(runs, form="nd", bootstrap=50)
     assert result.law.ranges["learning_rate"]["N"] == (1e7, 3e8) and result.law.ranges["batch_size"]["N"] == (1e7, 1e8)
     assert result.law.fitted_range["N"] == (1e7, 3e8)
-    stored = law_from_report("x", json.loads(json.dumps(result.report())))
+    stored = FitReport.from_dict(json.loads(json.dumps(result.report().to_dict()))).law()
     for law in (result.law, stored):
         warnings = recommend_with(law, 6e8, 2e9).warnings
         assert "extrapolation: N = 6e+08 is 2.0x above the largest fitted N (3e+08) for the learning rate" in warnings
@@ -293,8 +296,8 @@ def test_fits_from_a_sweep_are_stored_and_recommended_from(sqlite_url: str) -> N
             study.enqueue({"learning_rate": run.learning_rate, "batch_size": sequences}, budget=run.tokens)
         while (trial := study.claim("w")) is not None:
             run_loss = _bowl(truth, n, trial.budget, trial.params)
-            study.set_trial_attrs(trial, {"n_params": n, "tokens": trial.budget})
-            study.complete(trial, run_loss)
+            trial.record({"n_params": n, "tokens": trial.budget})
+            trial.complete(run_loss)
     from scaling.runs import runs_from_sweep
 
     runs = runs_from_sweep("widths", sqlite_url)

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from hpo.cli.errors import CLIError
 from hpo.cli.options import StorageOption, console
+
+if TYPE_CHECKING:
+    from scaling.report import FitReport
 
 scaling_app = typer.Typer(help="Fit hyperparameter scaling laws to sweeps or CSV files.", no_args_is_help=True)
 
@@ -97,54 +100,51 @@ def fit_command(
     target = (target_params, target_tokens) if target_params is not None else None
     picture = plot_fit(result, plot or Path(f"{label}.png"), target=target)  # type: ignore[arg-type]
     if as_json:
-        typer.echo(json.dumps({k: v for k, v in report.items() if k != "bootstrap"}, indent=2, default=str))
+        typer.echo(json.dumps(report.to_dict(bootstrap=False), indent=2, default=str))
         return
     _print_fit(report)
     console.print(f"stored as fit {label!r} (hpo recommend --law fit:{label}); plot: {picture}")
 
 
-def _print_fit(report: dict[str, Any]) -> None:
-    from scaling.fitting import origin_note
-
-    console.print(f"[bold]{report['name']}[/bold]: {report['form']} form ({report['method']['form']})")
-    if report.get("forms_compared"):
-        scores = ", ".join(f"{k} {'-' if v is None else f'{100 * v:.1f}%'}" for k, v in report["forms_compared"].items())
+def _print_fit(report: FitReport) -> None:
+    console.print(f"[bold]{report.name}[/bold]: {report.form} form ({report.method['form']})")
+    if report.forms_compared:
+        scores = ", ".join(f"{k} {'-' if v is None else f'{100 * v:.1f}%'}" for k, v in report.forms_compared.items())
         console.print(f"forms compared by held-out error (lr + batch): {scores}")
     table = Table(show_edge=False)
     for column in ("target", "law", "95% intervals", "cells used", "excluded", "held-out error"):
         table.add_column(column)
     for target in ("learning_rate", "batch_size"):
-        t = report[target]
-        intervals = "; ".join(f"{k} {v[0]:.3g}..{v[1]:.3g}" for k, v in t["intervals"].items())
-        validation = t["validation"]
-        error = "-" if validation["error"] is None else f"{100 * validation['error']:.1f}% ({validation['held_out']})"
-        table.add_row(target, t["formula"] + origin_note(t), intervals, str(len(t["points"])), str(len(t["excluded"])), error)
+        t = report.target(target)
+        intervals = "; ".join(f"{k} {v[0]:.3g}..{v[1]:.3g}" for k, v in t.intervals.items())
+        error = "-" if t.held_out_error is None else f"{100 * t.held_out_error:.1f}% ({t.validation['held_out']})"
+        table.add_row(target, t.formula + t.origin_note, intervals, str(len(t.points)), str(len(t.excluded)), error)
     console.print(table)
     for target in ("learning_rate", "batch_size"):
-        for ex in report[target]["excluded"]:
+        for ex in report.target(target).excluded:
             console.print(f"  excluded from {target}: N={ex['n_params']:.3g}, D={ex['tokens']:.3g}: {ex['why']}")
-    ranges = ", ".join(f"{k} {v[0]:.3g}..{v[1]:.3g}" for k, v in report["fitted_range"].items())
-    console.print(f"fitted range: {ranges}; {report['method']['loss']}; {report['method']['bootstrap']}")
+    ranges = ", ".join(f"{k} {v[0]:.3g}..{v[1]:.3g}" for k, v in report.fitted_range.items())
+    console.print(f"fitted range: {ranges}; {report.method['loss']}; {report.method['bootstrap']}")
     _print_choice(report)
-    _print_held_out(report.get("held_out", []))
+    _print_held_out(report.held_out)
 
 
-def _print_choice(report: dict[str, Any]) -> None:
+def _print_choice(report: FitReport) -> None:
     """How the cells became the laws: the estimator and fit target chosen, and each cell's reading."""
-    choice = report["method"].get("estimator_choice")
+    choice = report.method.get("estimator_choice")
     if choice:
         scores = ", ".join(f"{k} {100 * v:.3f}%" for k, v in choice.get("scores", {}).items())
         console.print(f"cell optima: {choice['chosen']} ({choice['by']}{': ' + scores if scores else ''})")
-    if "fit_to" in report["method"]:
-        console.print(f"laws fitted to: {report['method']['fit_to']}")
-    tolerance = report.get("tolerance", {})
+    if "fit_to" in report.method:
+        console.print(f"laws fitted to: {report.method['fit_to']}")
+    tolerance = report.tolerance
     if tolerance:
         parts = ", ".join(f"{k} x{2 ** lo:.2g}..x{2 ** hi:.2g}" for k, (lo, hi) in tolerance.items())
         console.print(f"within 0.1% of the best loss (median over the cells, around the optimum): {parts}")
     table = Table(title="cells", show_edge=False)
     for column in ("N", "D", "estimator", "lr", "lr within 0.1%", "batch", "flags / note"):
         table.add_column(column)
-    for c in report.get("cells", []):
+    for c in report.cells:
         lr_range = c.get("tolerance", {}).get("learning_rate")
         flags = "; ".join(f"{k}: {v}" for k, v in c["flags"].items())
         table.add_row(f"{c['n_params']:.3g}", f"{c['tokens']:.3g}", c.get("estimator", "quadratic"), f"{c['learning_rate']:.3g}",
@@ -188,8 +188,11 @@ def list_command(storage: StorageOption = None) -> None:
     table = Table(show_edge=False)
     for column in ("name", "form", "source", "learning rate law", "batch size law", "created"):
         table.add_column(column)
+    from scaling.report import FitReport
+
     for f in fits:
-        table.add_row(f.name, f.form, f.source, f.report["learning_rate"]["formula"], f.report["batch_size"]["formula"],
+        report = FitReport.from_dict(f.report)
+        table.add_row(f.name, f.form, f.source, report.learning_rate.formula, report.batch_size.formula,
                       f.created_at.strftime("%Y-%m-%d %H:%M"))
     console.print(table)
 
@@ -204,4 +207,6 @@ def show_command(name: str, storage: StorageOption = None) -> None:
         record = store.get_fit(name)
     finally:
         store.close()
-    _print_fit(record.report)
+    from scaling.report import FitReport
+
+    _print_fit(FitReport.from_dict(record.report))

@@ -28,7 +28,8 @@ from db.store import Store
 from hpo.service.errors import APIError
 from scaling.laws import Law
 from scaling.published import PUBLISHED_LAWS
-from scaling.recommend import FIT_PREFIX, law_from_report, recommend_with
+from scaling.recommend import recommend_with
+from scaling.report import FIT_PREFIX, FitReport
 
 #: How long the stored fits' versions are trusted before they are read again.
 FITS_TTL_S = 1.0
@@ -60,7 +61,7 @@ class Recommender:
         for name, saved in versions:
             hit = self._parsed.get(name)
             if hit is None or hit[0] != saved:
-                hit = self._parsed[name] = (saved, law_from_report(name, self.store.get_fit(name).report))
+                hit = self._parsed[name] = (saved, FitReport.from_dict(self.store.get_fit(name).report).law())
             laws[name] = hit[1]
         self._snapshot = (now, versions, laws)
         return versions, laws
