@@ -98,7 +98,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import platform
 import re
 import shutil
 import sys
@@ -108,19 +107,23 @@ import traceback
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hpo
+from benchmarks.common import RESULTS_DIR, fmt, json_safe, log, machine, new_figure, print_table, quiet_ray_env
 from db.store import Store
+from scaling.plot import readable_log_axes
 from search_spaces.params import Categorical, Float, Int
 from workers.problems import PROBLEMS, Problem
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 ETA = 3
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SHM_DIR = "/dev/shm"
 DISK_DIR = "/var/tmp"
 OPTUNA = "optuna-tpe-hb"
@@ -339,9 +342,7 @@ def _ray_space(problem: Problem) -> dict[str, Any]:
 
 def ray_init() -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    quiet_ray_env()
     import logging
 
     import ray
@@ -669,21 +670,12 @@ def targets(benchmarks: dict[str, Any], reg: dict[str, type]) -> dict[str, Any]:
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    return f"{x:.{digits}g}"
+    return fmt(x, f".{digits}g")
 
 
 def print_report(
     analysis: dict[str, Any], tgt: dict[str, Any], latency: dict[str, Any], wall_s: float
 ) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table
-
-        console: Any = Console(width=140)
-    except ImportError:  # pragma: no cover
-        console = None
     for problem, bench in analysis["benchmarks"].items():
         title = (
             f"{problem}: budget {bench['budget']:g} full-fidelity evaluations, "
@@ -714,18 +706,7 @@ def print_report(
                     f"{s['evaluations_mean']:.0f}",
                 ]
             )
-        if console is not None:
-            table = Table(title=title)
-            for h in header:
-                table.add_column(h, justify="left" if h in ("method", "system") else "right")
-            for row in rows:
-                table.add_row(*row)
-            console.print(table)
-        else:
-            print(title)
-            print(" | ".join(header))
-            for row in rows:
-                print(" | ".join(row))
+        print_table(title, header, rows, width=140, left=("method", "system"))
     print()
     print(
         f"Targets (best model-based of ours: {tgt['best_model_based']}; DEHB variants: {', '.join(tgt['dehb_variants']) or 'none'})"
@@ -768,77 +749,54 @@ def print_report(
     print(f"\nwall time {wall_s:.0f} s")
 
 
-def plot(analysis: dict[str, Any], path: Path) -> None:
+def figure(results: dict[str, Any]) -> Figure:
+    """Per problem, each method's median regret over seeds against budget (the JSON's light
+    median curve) with its final IQR as a bar at the budget; the legend in the spare panel."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    benches = list(analysis["benchmarks"].items())
+    benches = list(results["benchmarks"].items())
     cols = min(3, len(benches))
-    rows = math.ceil(len(benches) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4.6 * rows), squeeze=False)
+    rows = math.ceil((len(benches) + 1) / cols)  # one more panel than problems: the legend's
+    fig = new_figure(6 * cols, 4.4 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).flat
     methods = sorted({m for _, b in benches for m in b["methods"]})
-    palette = [*plt.get_cmap("tab10").colors, "black", "olive", "teal", "navy"]
+    palette = [*matplotlib.colormaps["tab10"].colors, "black", "olive", "teal", "navy"]
     colors = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
-    for ax, (problem, bench) in zip(axes.flat, benches):
+    seeds: dict[str, set[int]] = {}
+    for ax, (problem, bench) in zip(axes, benches):
         for m, s in sorted(bench["methods"].items()):
-            grid = s["_grid"]
-            med, lo, hi = (
-                np.where(np.isfinite(a), a, np.nan)
-                for a in (s["_median_curve"], s["_q25_curve"], s["_q75_curve"])
-            )
-            pos = lambda a: np.where(a > 0, a, np.nan)
+            curve = s["median_curve"]
+            regret = [math.nan if v is None or v <= 0 else v for v in curve["regret"]]
             style = "--" if s["system"] != "ours" else ("-" if s["multi_fidelity"] else ":")
-            ax.step(
-                grid,
-                pos(med),
-                where="post",
-                color=colors[m],
-                ls=style,
-                lw=1.6,
-                label=f"{m} ({s['seeds']})",
-            )
-            ax.fill_between(grid, pos(lo), pos(hi), step="post", color=colors[m], alpha=0.12)
+            ax.step(curve["budget"], regret, where="post", color=colors[m], ls=style, lw=1.6, label=m)
+            if s["q25"] is not None and s["q75"] is not None and s["q25"] > 0:
+                ax.plot([bench["budget"]] * 2, [s["q25"], s["q75"]], color=colors[m], lw=3, alpha=0.35)
+            seeds.setdefault(m, set()).add(s["seeds"])
         ax.axhline(bench["random_final_median"], color="grey", lw=0.8, ls=":")
         ax.set_yscale("log")
         ax.set_title(problem)
         ax.set_xlabel("budget (full-fidelity evaluations)")
-        ax.set_ylabel("regret (median, IQR band)")
+        ax.set_ylabel("median regret over seeds")
         ax.grid(alpha=0.3, which="both")
-    for ax in list(axes.flat)[len(benches) :]:
+    handles: dict[str, Any] = {}
+    for ax in axes[: len(benches)]:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    spare = axes[len(benches)]
+    spare.axis("off")
+    for ax in axes[len(benches) + 1 :]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    seen = dict(zip(labels, handles))
-    for ax in list(axes.flat)[1 : len(benches)]:
-        h, lab = ax.get_legend_handles_labels()
-        seen.update(zip(lab, h))
-    fig.legend(
-        seen.values(), seen.keys(), loc="lower right", fontsize=8, ncol=2, title="method (seeds)"
-    )
-    fig.suptitle(
-        "Regret vs budget: ours (solid multi-fidelity, dotted full-fidelity) vs Optuna and Ray Tune (dashed)"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def clean(x: Any) -> Any:
-    """JSON-safe: no private (``_``) keys, non-finite floats as null."""
-    if isinstance(x, dict):
-        return {k: clean(v) for k, v in x.items() if not k.startswith("_")}
-    if isinstance(x, (list, tuple)):
-        return [clean(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
+    labels = [f"{m} ({'-'.join(str(n) for n in sorted({min(seeds[m]), max(seeds[m])}))})" for m in handles]
+    spare.legend(handles.values(), labels, loc="center", fontsize=9, ncols=2, title="method (seeds)")
+    fig.suptitle("Regret vs budget: ours (solid multi-fidelity, dotted full-fidelity) vs Optuna and Ray Tune "
+                 "(dashed); bar at the budget: final IQR; grey: random's final median")
+    fig.draw_without_rendering()
+    readable_log_axes(fig)
+    return fig
 
 
 def _jsonable(analysis: dict[str, Any]) -> dict[str, Any]:
-    out = clean(analysis)
+    out = json_safe(analysis)
     # A light median curve per method (40 budgets) so the plot can be redrawn from the JSON.
     for problem, bench in analysis["benchmarks"].items():
         for m, s in bench["methods"].items():
@@ -858,10 +816,6 @@ def _jsonable(analysis: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ main
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -947,7 +901,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ray_problems = [
         p for p in (args.ray_problems or (["branin"] if args.quick else problems)) if p in problems
     ]
-    _log(
+    log(
         f"algorithms registered: {', '.join(reg)}; methods: {', '.join(methods)}; seeds {seeds}; budgets {budgets}"
     )
 
@@ -989,18 +943,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         for i, r in enumerate(pool.imap_unordered(run_job, jobs), 1):
             runs.append(r)
             if "error" in r:
-                _log(
+                log(
                     f"ERROR {r['method']} {r['problem']} seed {r['seed']}: {r['error'].strip().splitlines()[-1]}"
                 )
             if i % 25 == 0 or i == len(jobs):
-                _log(f"{i}/{len(jobs)} runs done ({time.perf_counter() - t_start:.0f} s)")
+                log(f"{i}/{len(jobs)} runs done ({time.perf_counter() - t_start:.0f} s)")
     if latency_jobs:
         with ctx.Pool(1) as pool:  # alone on the machine: see ask_latency_ms in the docstring
             for lat in pool.imap(measure_latency, latency_jobs):
                 if "error" not in lat:
                     lat["ok"] = lat["shm"]["ask_p50_ms"] < ASK_TARGET_MS
                 latency[lat.pop("algorithm")] = lat
-        _log("ask latency measured")
+        log("ask latency measured")
     pool_wall = time.perf_counter() - t_start
 
     ray_info: dict[str, Any] = {
@@ -1017,7 +971,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for seed in range(ray_seeds):  # seed-major, so a time cap leaves whole rounds
                 elapsed = time.perf_counter() - t_start
                 if seed > 0 and elapsed + round_s > args.time_cap:
-                    _log(
+                    log(
                         f"Ray Tune: stopping after {seed} seeds ({elapsed:.0f} s elapsed, a round takes {round_s:.0f} s, cap {args.time_cap:g} s)"
                     )
                     break
@@ -1039,11 +993,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                             }
                         runs.append(r)
                         if "error" in r:
-                            _log(
+                            log(
                                 f"ERROR {m} {p} seed {seed}: {r['error'].strip().splitlines()[-1]}"
                             )
                         else:
-                            _log(
+                            log(
                                 f"{m} {p} seed {seed}: {r['n_trials']} trials run ({r['n_trials_created']} created), {len(r['spent'])} evaluations, {r['wall_s']:.1f} s ({r['wall_s'] / max(r['n_trials'], 1) * 1e3:.0f} ms/trial)"
                             )
                 round_s = time.perf_counter() - t_round
@@ -1077,13 +1031,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "benchmark": "hpo_quality",
         "quick": args.quick,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "optuna": optuna.__version__,
-            "ray": ray.__version__,
-        },
+        "machine": machine(optuna=optuna.__version__, ray=ray.__version__),
         "config": {
             "eta": ETA,
             "seeds": seeds,
@@ -1097,16 +1045,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             "accounting": "every rung evaluation is a fresh evaluation charged cost(z)/cost(z_max); incumbent = best observed full-fidelity value, scored noise-free",
         },
         **_jsonable(analysis),
-        "targets": clean(tgt),
-        "ask_latency_ms": clean(latency),
+        "targets": json_safe(tgt),
+        "ask_latency_ms": json_safe(latency),
         "wall_s": {"total": wall_s, "pool": pool_wall},
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stem = "hpo_quality_quick" if args.quick else "hpo_quality"
     out = args.output or RESULTS_DIR / f"{stem}.json"
     out.write_text(json.dumps(payload, indent=2) + "\n")
-    plot(analysis, out.with_suffix(".png"))
-    _log(f"wrote {out} and {out.with_suffix('.png')}")
+    figure(json_safe(payload)).savefig(out.with_suffix(".png"), dpi=110)
+    log(f"wrote {out} and {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -158,25 +158,27 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import json
 import math
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import matplotlib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import RESULTS_DIR, fmt, json_safe, log, machine, new_figure, write_json
 from hpo.runner import Diverged
 from scaling.transfer import TOLERANCE_LOG2, stays_put
 from workers.proxies.trainer import train
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 PARAMS = ("sp", "mup")
 WIDTHS = (64, 128, 256, 512)
 LOG2_LRS = tuple(float(x) for x in range(-16, -4))  # -16 to -5 in steps of 1
@@ -245,7 +247,7 @@ def sweep(
                 for seed in range(seeds):
                     r = run_point(param, width, log2_lr, steps, seed)
                     runs.append(r)
-                    _log(
+                    log(
                         f"{len(runs)}/{total} {param} width {width} log2 lr {log2_lr:+.1f} seed {seed}: "
                         f"{'diverged' if r['diverged'] else format(r['loss'], '.4f')} "
                         f"({r['seconds']:.1f} s, {time.perf_counter() - started:.0f} s elapsed)"
@@ -343,7 +345,7 @@ def confirm(
                 if r is None:
                     r = run_point(param, width, x, steps, seed)
                     extra.append(r)
-                    _log(f"confirm {param} width {width} log2 lr {x:+.1f} seed {seed}: {_fmt(r['loss'], '.4f')}")
+                    log(f"confirm {param} width {width} log2 lr {x:+.1f} seed {seed}: {fmt(r['loss'], '.4f')}")
                 losses.append(r["loss"])
             points.append({"log2_lr": x, "losses": losses, "mean": float(np.mean(losses))})
         finite = [p for p in points if math.isfinite(p["mean"])]
@@ -393,38 +395,34 @@ def targets(analysis: dict[str, Any], widths: Sequence[int], confirmed: dict[str
 # ------------------------------------------------------------------ report
 
 
-def _fmt(x: float | None, fmt: str) -> str:
-    return "-" if x is None or not math.isfinite(x) else format(x, fmt)
-
-
 def print_report(analysis: dict[str, Any], confirmed: dict[str, Any], tgt: dict[str, Any], wall_s: float) -> None:
     print(f"\n{'param':<6} {'width':>5} {'opt log2 lr':>11} {'grid best':>9} {'best loss':>9} {'fit loss':>8}  note")
     for param in PARAMS:
         for width, entry in analysis[param]["widths"].items():
             o = entry["optimum"]
             print(
-                f"{param:<6} {width:>5} {_fmt(o['log2_lr'], '+.2f'):>11} {_fmt(o['grid_log2_lr'], '+.1f'):>9} "
-                f"{_fmt(o['loss'], '.4f'):>9} {_fmt(o['fitted_loss'], '.4f'):>8}  {o['note'] or ''}"
+                f"{param:<6} {width:>5} {fmt(o['log2_lr'], '+.2f'):>11} {fmt(o['grid_log2_lr'], '+.1f'):>9} "
+                f"{fmt(o['loss'], '.4f'):>9} {fmt(o['fitted_loss'], '.4f'):>8}  {o['note'] or ''}"
             )
     print()
     for param in PARAMS:
-        print(f"{param} drift (log2 lr, largest minus smallest width): {_fmt(analysis[param]['drift_log2'], '+.2f')}")
+        print(f"{param} drift (log2 lr, largest minus smallest width): {fmt(analysis[param]['drift_log2'], '+.2f')}")
     print(f"\nwidth {confirmed['width']}, {confirmed['seeds']} seeds per candidate grid point:")
     for param in PARAMS:
         for p in confirmed[param]["points"]:
-            seeds = " ".join(_fmt(v, ".4f") for v in p["losses"])
+            seeds = " ".join(fmt(v, ".4f") for v in p["losses"])
             best = " (best)" if p is confirmed[param]["best"] else ""
-            print(f"  {param:<4} log2 lr {p['log2_lr']:+.1f}: mean {_fmt(p['mean'], '.4f')}{best}  seeds {seeds}")
+            print(f"  {param:<4} log2 lr {p['log2_lr']:+.1f}: mean {fmt(p['mean'], '.4f')}{best}  seeds {seeds}")
     if "paired_diff" in confirmed:
         d = confirmed["paired_diff"]
         print(f"  muP - SP, paired by seed: {d['mean']:+.4f} +- {d['stderr']:.4f} (standard error)")
     print()
     for key in ("mup_drift", "sp_drift"):
         t = tgt[key]
-        print(f"target {t['target']}: {_fmt(t['value'], '+.2f')} -> {'met' if t['met'] else 'MISSED'}")
+        print(f"target {t['target']}: {fmt(t['value'], '+.2f')} -> {'met' if t['met'] else 'MISSED'}")
     t = tgt["mup_loss_at_largest"]
     print(
-        f"target {t['target']}: muP {_fmt(t['mup'], '.4f')}, SP {_fmt(t['sp'], '.4f')} -> "
+        f"target {t['target']}: muP {fmt(t['mup'], '.4f')}, SP {fmt(t['sp'], '.4f')} -> "
         f"{'met' if t['met'] else 'MISSED'}"
     )
     if tgt["optima_on_grid_edge"]:
@@ -432,56 +430,37 @@ def print_report(analysis: dict[str, Any], confirmed: dict[str, Any], tgt: dict[
     print(f"wall time {wall_s / 60:.1f} min")
 
 
-def plot(analysis: dict[str, Any], log2_lrs: Sequence[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(PARAMS), figsize=(6 * len(PARAMS), 4.6), sharey=True)
+def figure(results: dict[str, Any]) -> Figure:
+    """Loss against log2 lr by width, one panel per parameterization, from the results JSON
+    (a diverged point is null there: a gap)."""
+    analysis, log2_lrs = results["results"], results["config"]["log2_lrs"]
+    fig = new_figure(6 * len(PARAMS), 4.8)
+    axes = fig.subplots(1, len(PARAMS), sharey=True)
     widths = list(analysis[PARAMS[0]]["widths"])
-    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(widths)))
-    finite = [
-        v for p in PARAMS for e in analysis[p]["widths"].values() for v in e["losses"] if math.isfinite(v)
-    ]
+    colors = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, len(widths)))
+    losses = {(p, w): [math.nan if v is None else v for v in e["losses"]]
+              for p in PARAMS for w, e in analysis[p]["widths"].items()}
+    finite = [v for curve in losses.values() for v in curve if math.isfinite(v)]
     for ax, param in zip(axes, PARAMS, strict=True):
         for color, width in zip(colors, widths, strict=True):
-            entry = analysis[param]["widths"][width]
-            o = entry["optimum"]
-            ax.plot(log2_lrs, entry["losses"], "o-", color=color, ms=3.5, lw=1.4, label=f"width {width}")
+            o = analysis[param]["widths"][width]["optimum"]
+            ax.plot(log2_lrs, losses[param, width], "o-", color=color, ms=3.5, lw=1.4, label=f"width {width}")
             if o["log2_lr"] is not None:
                 ax.axvline(o["log2_lr"], color=color, ls=":", lw=1.0)
         drift = analysis[param]["drift_log2"]
-        ax.set_title(f"{'muP' if param == 'mup' else 'SP'}: optimum drift {_fmt(drift, '+.2f')} log2")
+        ax.set_title(f"{'muP' if param == 'mup' else 'SP'}: optimum drift {fmt(drift, '+.2f')} log2", fontsize=11)
         ax.set_xlabel("log2 learning rate")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", framealpha=0.8)
     axes[0].set_ylabel("held-out loss after training (nats/byte)")
     if finite:  # diverged points are gaps; very bad ones would squash the minima
         lo = min(finite)
         axes[0].set_ylim(lo - 0.05, min(max(finite), lo + 1.5) + 0.05)
     fig.suptitle("Final held-out loss vs learning rate by width (dotted: fitted optimum)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def clean(x: Any) -> Any:
-    """JSON-safe: non-finite floats as null."""
-    if isinstance(x, dict):
-        return {k: clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [clean(v) for v in x]
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    return x
+    return fig
 
 
 # ------------------------------------------------------------------ main
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -520,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     loadavg_start = list(os.getloadavg())
-    _log(f"widths {widths}, log2 lrs {log2_lrs}, {steps} steps, {seeds} seed(s), {torch.get_num_threads()} threads")
+    log(f"widths {widths}, log2 lrs {log2_lrs}, {steps} steps, {seeds} seed(s), {torch.get_num_threads()} threads")
     t_start = time.perf_counter()
     runs = sweep(widths, log2_lrs, steps, seeds)
     analysis = analyse(runs, widths, log2_lrs)
@@ -538,16 +517,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "sp_drift_log2": analysis["sp"]["drift_log2"],
         "targets": tgt,
         "wall_s": wall_s,
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "mup": importlib.metadata.version("mup"),
-            "loadavg_start": loadavg_start,
-            "loadavg_end": list(os.getloadavg()),
-        },
+        "machine": machine(
+            torch=torch.__version__,
+            torch_threads=torch.get_num_threads(),
+            mup=importlib.metadata.version("mup"),
+            loadavg_start=loadavg_start,
+            loadavg_end=list(os.getloadavg()),
+        ),
         "config": {
             "model": "gpt",
             "params": list(PARAMS),
@@ -568,11 +544,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "runs": runs + extra,
     }
     stem = "mutransfer_quick" if args.quick else "mutransfer"
-    args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"{stem}.json"
-    out.write_text(json.dumps(clean(payload), indent=2) + "\n")
-    plot(analysis, log2_lrs, out.with_suffix(".png"))
-    _log(f"wrote {out} and {out.with_suffix('.png')}")
+    write_json(out, payload)
+    figure(json_safe(payload)).savefig(out.with_suffix(".png"), dpi=110)
+    log(f"wrote {out} and {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

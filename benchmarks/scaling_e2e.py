@@ -115,28 +115,30 @@ How to run it
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import scaling
+from benchmarks.common import RESULTS_DIR, fmt, json_safe, log, new_figure, write_json
+from scaling.plot import readable_log_axes
 from scaling.recommend import Recommendation, recommend_with
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 SEQ_LEN = 16
 GAP_TARGET = 0.01
 TARGET_LR_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -248,7 +250,7 @@ def run_all(jobs: Sequence[dict[str, Any]], workers: int, label: str) -> list[di
         for done, future in enumerate(as_completed(futures), start=1):
             r = future.result()
             results[futures[future]] = r
-            _log(
+            log(
                 f"{label} {done}/{len(jobs)} width {r['width']} D {r['tokens']} lr 2^{math.log2(r['learning_rate']):+.2f} "
                 f"batch {r['batch_size']} seed {r['seed']}: {'diverged' if r['diverged'] else format(r['loss'], '.4f')} "
                 f"({r['seconds']:.1f} s; {time.perf_counter() - started:.0f} s elapsed)"
@@ -392,17 +394,21 @@ def target_optimum(plan: Plan, grid: list[dict[str, Any]]) -> dict[str, Any]:
     return opt.to_dict()
 
 
+def fit_proxies(proxies: list[dict[str, Any]], bootstrap: int) -> scaling.ScalingFit:
+    """The benchmark's fit of its proxy runs (as run, or as the JSON keeps them).
+
+    The committed results were measured with the quadratic read of each cell, before the
+    estimator became a choice (estimator="auto"); pinned so they stay reproducible."""
+    runs = [r | {"loss": math.nan if r["loss"] is None else r["loss"]} for r in proxies]
+    return scaling.fit_runs(to_scaling_runs(runs), form="auto", estimator="quadratic", fit_to="optima",
+                            name="scaling_e2e", bootstrap=bootstrap, batch_fallback="steplaw")
+
+
 def _fit_report(fit: scaling.ScalingFit) -> dict[str, Any]:
-    report = fit.report()
-    report.pop("bootstrap")
-    return report
+    return fit.report().to_dict(bootstrap=False)
 
 
 # ------------------------------------------------------------------ report
-
-
-def _fmt(x: float | None, fmt: str) -> str:
-    return "-" if x is None or not math.isfinite(x) else format(x, fmt)
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -418,9 +424,9 @@ def print_report(result: dict[str, Any]) -> None:
         return
     fit = result["fit"]
     print(f"\nfitted law ({fit['form']} form, auto; forms compared by held-out error: "
-          + ", ".join(f"{k} {_fmt(v, '.3f')}" for k, v in fit["forms_compared"].items()) + ")")
-    print(f"  lr    = {fit['learning_rate']['formula']}   (held-out error {_fmt(fit['learning_rate']['validation'].get('error'), '.1%')})")
-    print(f"  batch = {fit['batch_size']['formula']} tokens   (held-out error {_fmt(fit['batch_size']['validation'].get('error'), '.1%')})")
+          + ", ".join(f"{k} {fmt(v, '.3f')}" for k, v in fit["forms_compared"].items()) + ")")
+    print(f"  lr    = {fit['learning_rate']['formula']}   (held-out error {fmt(fit['learning_rate']['validation'].get('error'), '.1%')})")
+    print(f"  batch = {fit['batch_size']['formula']} tokens   (held-out error {fmt(fit['batch_size']['validation'].get('error'), '.1%')})")
     rec, step = result["recommendation"], result["steplaw"]
     print(f"\ntarget: width {result['config']['target']['width']}, N {rec['n_params']:,.0f}, D {rec['tokens']:,.0f}")
     print(f"  recommendation: lr {rec['learning_rate']:.4g}, batch {rec['batch_size_sequences']} sequences ({rec['batch_size_tokens']} tokens)")
@@ -433,17 +439,17 @@ def print_report(result: dict[str, Any]) -> None:
           f"   (seeds {', '.join(map(str, seeds))})")
     for c in result["target_grid"]:
         print(
-            f"{_fmt(c['lr_factor'], '.2f'):>6} {_fmt(c['batch_factor'], '.1f'):>7} {c['learning_rate']:>9.4g} "
-            f"{c['batch_size']:>5} {_fmt(c['loss'], '.4f'):>7}  {' '.join(_fmt(x, '.4f') for x in c['seed_losses']):<{8 * len(seeds)}} "
+            f"{fmt(c['lr_factor'], '.2f'):>6} {fmt(c['batch_factor'], '.1f'):>7} {c['learning_rate']:>9.4g} "
+            f"{c['batch_size']:>5} {fmt(c['loss'], '.4f'):>7}  {' '.join(fmt(x, '.4f') for x in c['seed_losses']):<{8 * len(seeds)}} "
             f"{','.join(c['role'])}"
         )
     t = result["targets"]
     print(f"\ngap = {t['gap']['recommendation_loss']:.4f} / {t['gap']['grid_best_loss']:.4f} - 1 = {t['gap']['value']:+.2%}  "
           f"(target <= {GAP_TARGET:.0%}): {'MET' if t['gap']['met'] else 'MISSED'}")
-    print(f"Step Law vs recommendation = {_fmt(t['vs_steplaw']['steplaw_loss'], '.4f')} / {t['vs_steplaw']['recommendation_loss']:.4f} - 1 = "
-          f"{_fmt(t['vs_steplaw']['value'], '+.2%')}  (target > 0): {'MET' if t['vs_steplaw']['met'] else 'MISSED'}")
+    print(f"Step Law vs recommendation = {fmt(t['vs_steplaw']['steplaw_loss'], '.4f')} / {t['vs_steplaw']['recommendation_loss']:.4f} - 1 = "
+          f"{fmt(t['vs_steplaw']['value'], '+.2%')}  (target > 0): {'MET' if t['vs_steplaw']['met'] else 'MISSED'}")
     print("seed by seed: " + "; ".join(
-        f"seed {r['seed']} gap {_fmt(r['gap'], '+.2%')}, Step Law {_fmt(r['vs_steplaw'], '+.2%')}" for r in t["per_seed"]))
+        f"seed {r['seed']} gap {fmt(r['gap'], '+.2%')}, Step Law {fmt(r['vs_steplaw'], '+.2%')}" for r in t["per_seed"]))
     opt = result["target_optimum"]
     if "error" not in opt:
         print(f"target grid's own optimum (quadratic fit): lr {opt['learning_rate']:.4g}, batch {opt['batch_size']:.0f} tokens"
@@ -476,19 +482,17 @@ def _seed_means(runs: Iterable[dict[str, Any]]) -> dict[tuple[float, int], float
     return {k: float(np.mean(v)) for k, v in losses.items()}
 
 
-def _plot_cells(fig: Any, result: dict[str, Any], bottom: float, height: float) -> None:
+def _draw_cells(fig: Any, result: dict[str, Any]) -> None:
     """One small map per proxy cell: each configuration's seed-mean loss above the cell's best
     (%), the best starred, the cell's flags (if any) in the title."""
-    runs = result["proxy_runs"]
+    runs = [r | {"loss": math.nan if r["loss"] is None else r["loss"]} for r in result["proxy_runs"]]
     optima = {(o["n_params"], o["tokens"]): o for o in result.get("fit", {}).get("cells", result.get("cell_optima", []))}
     keys = sorted({(r["width"], r["tokens"]) for r in runs})
-    width = 0.92 / len(keys)
-    for i, (w, d) in enumerate(keys):
-        ax = fig.add_axes((0.05 + i * width, bottom, width * 0.8, height))
+    for i, ((w, d), ax) in enumerate(zip(keys, fig.subplots(1, len(keys), squeeze=False)[0], strict=True)):
         cell = _seed_means([r for r in runs if (r["width"], r["tokens"]) == (w, d)])
         lrs = sorted({lr for lr, _ in cell})
         batches = sorted({b for _, b in cell})
-        best = min(cell.values())
+        best = min(v for v in cell.values() if math.isfinite(v))
         excess = np.full((len(batches), len(lrs)), np.nan)
         for (lr, b), loss in cell.items():
             excess[batches.index(b), lrs.index(lr)] = 100 * (loss / best - 1)
@@ -506,34 +510,30 @@ def _plot_cells(fig: Any, result: dict[str, Any], bottom: float, height: float) 
             ax.set_ylabel("batch (sequences)", fontsize=6)
 
 
-def plot(result: dict[str, Any], fit: scaling.ScalingFit | None, path: Path) -> None:
-    """Top: each proxy cell's losses; middle: the fit (``scaling.plot.plot_fit``); bottom: the
-    target grid's loss against lr per batch, with the recommendation and Step Law marked."""
-    import matplotlib
+def figure(result: dict[str, Any], fit: scaling.ScalingFit | None = None) -> Figure:
+    """From the results JSON. Top: each proxy cell's losses; middle: the fit
+    (``scaling.plot.draw_fit``): ``fit``, the run's own, or else the JSON's report, which
+    keeps no bootstrap laws (no band; :func:`fit_proxies` of the JSON's proxy runs gives them
+    back); bottom: the target grid's loss against lr per batch, with the recommendation and
+    Step Law marked, beside a summary."""
+    from scaling.fitting import ScalingFit
+    from scaling.plot import draw_fit
+    from scaling.report import FitReport
 
-    matplotlib.use("Agg")
-    import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
-
-    from scaling.plot import plot_fit
-
-    fig = plt.figure(figsize=(11, 12.5))
-    fig.text(0.5, 0.985, "proxy cells: seed-mean loss above the cell's best, % (best: *)", ha="center", va="top", fontsize=9)
-    _plot_cells(fig, result, 0.80, 0.14)
-    middle = fig.add_axes((0.0, 0.35, 1.0, 0.40))
-    middle.axis("off")
-    if fit is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            target = (result["recommendation"]["n_params"], result["recommendation"]["tokens"])
-            middle.imshow(mpimg.imread(plot_fit(fit, Path(tmp) / "fit.png", target=target)))
+    fig = new_figure(12, 14)
+    top, middle, bottom = fig.subfigures(3, 1, height_ratios=[1.0, 1.45, 1.45])
+    top.suptitle("proxy cells: seed-mean loss above the cell's best, % (best: *)", fontsize=9)
+    _draw_cells(top, result)
+    if "fit" in result:
+        target = (result["recommendation"]["n_params"], result["recommendation"]["tokens"])
+        draw_fit(middle, fit or ScalingFit.from_report(FitReport.from_dict(result["fit"])), target=target)
     else:
         middle.text(0.5, 0.5, f"fit failed: {result.get('fit_error', '')}", ha="center", wrap=True, fontsize=9)
-    ax = fig.add_axes((0.08, 0.05, 0.62, 0.26))
-    grid = result.get("target_grid", [])
+    ax, side = bottom.subplots(1, 2, width_ratios=[2.4, 1])
+    grid = [c | {"loss": math.nan if c["loss"] is None else c["loss"]} for c in result.get("target_grid", [])]
     for i, b in enumerate(sorted({c["batch_size"] for c in grid if c["lr_factor"] is not None})):
         pts = sorted((c["learning_rate"], c["loss"]) for c in grid if c["batch_size"] == b and c["lr_factor"] is not None)
-        ax.plot([p[0] for p in pts], [p[1] if math.isfinite(p[1]) else np.nan for p in pts], "o-", color=f"C{i}",
-                label=f"batch {b} seq")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=f"C{i}", label=f"batch {b} seq")
     for role, marker, color in (("recommendation", "*", "C3"), ("steplaw", "X", "k")):
         c = next((c for c in grid if role in c["role"]), None)
         if c is not None and math.isfinite(c["loss"]):
@@ -541,40 +541,25 @@ def plot(result: dict[str, Any], fit: scaling.ScalingFit | None, path: Path) -> 
                        label=f"{role} (batch {c['batch_size']})")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (muP base)")
-    ax.set_ylabel(f"held-out loss (nats/byte), mean of {len(result['config']['target']['seeds'])} seeds")
+    ax.set_ylabel(f"held-out loss (nats/byte),\nmean of {len(result['config']['target']['seeds'])} seeds")
     ax.grid(alpha=0.3, which="both")
     if grid:
-        ax.legend(fontsize=7, loc="best")
-    fig.text(0.73, 0.30, _summary(result), fontsize=8, va="top", family="monospace")
+        ax.legend(fontsize=7, loc="best", framealpha=0.8)
+    side.axis("off")
+    side.text(0.0, 1.0, _summary(result), fontsize=8, va="top", family="monospace", transform=side.transAxes)
     t = result["targets"]
     ax.set_title(
-        f"target width {result['config']['target']['width']}: gap {_fmt(t['gap']['value'], '+.2%')} "
+        f"target width {result['config']['target']['width']}: gap {fmt(t['gap']['value'], '+.2%')} "
         f"({'met' if t['gap']['met'] else 'missed'}), Step Law vs recommendation "
-        f"{_fmt(t['vs_steplaw']['value'], '+.2%')} ({'met' if t['vs_steplaw']['met'] else 'missed'})",
+        f"{fmt(t['vs_steplaw']['value'], '+.2%')} ({'met' if t['vs_steplaw']['met'] else 'missed'})",
         fontsize=9,
     )
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def clean(x: Any) -> Any:
-    """JSON-safe: non-finite floats as null, tuples as lists."""
-    if isinstance(x, dict):
-        return {str(k): clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [clean(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
+    fig.draw_without_rendering()
+    readable_log_axes(bottom)
+    return fig
 
 
 # ------------------------------------------------------------------ main
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -618,15 +603,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     t_start = time.perf_counter()
     loadavg_start = list(os.getloadavg())
     result: dict[str, Any] = {"benchmark": "scaling_e2e", "quick": args.quick, "config": _config(plan, args.workers)}
-    _log(f"proxies: widths {plan.widths}, D {plan.tokens}, {len(plan.log2_lrs)} lrs x {len(plan.batches)} batches x {len(plan.proxy_seeds)} seeds")
+    log(f"proxies: widths {plan.widths}, D {plan.tokens}, {len(plan.log2_lrs)} lrs x {len(plan.batches)} batches x {len(plan.proxy_seeds)} seeds")
     proxies = run_all(proxy_jobs(plan), args.workers, "proxy")
     result["proxy_runs"] = proxies
     fit = None
     try:
-        # the committed results were measured with the quadratic read of each cell, before the
-        # estimator became a choice (estimator="auto"); pinned so they stay reproducible
-        fit = scaling.fit_runs(to_scaling_runs(proxies), form="auto", estimator="quadratic", fit_to="optima",
-                               name="scaling_e2e", bootstrap=plan.bootstrap, batch_fallback="steplaw")
+        fit = fit_proxies(proxies, plan.bootstrap)
     except scaling.ScalingError as exc:
         result["fit_error"] = str(exc)
         result["cell_optima"] = [o.to_dict() for o in scaling.optima_of(to_scaling_runs(proxies))[0]]
@@ -637,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rec = recommend_with(fit.law, n, d, seq_len=SEQ_LEN)
         step = recommend_with(scaling.PUBLISHED_LAWS["steplaw"], n, d, seq_len=SEQ_LEN)
         result["recommendation"], result["steplaw"] = rec.to_dict(), step.to_dict()
-        _log(f"fit: {fit.form}, batch law {fit.batch_size.borrowed_from or 'fitted'}; recommendation lr {rec.learning_rate:.4g} batch {rec.batch_size_sequences}; "
+        log(f"fit: {fit.form}, batch law {fit.batch_size.borrowed_from or 'fitted'}; recommendation lr {rec.learning_rate:.4g} batch {rec.batch_size_sequences}; "
              f"Step Law lr {step.learning_rate:.4g} batch {step.batch_size_sequences}")
         configs = target_configs(rec, step)
         records = run_all(target_jobs(plan, configs), args.workers, "target")
@@ -658,12 +640,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "loadavg_end": list(os.getloadavg()),
     }
     print_report(result)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "scaling_e2e_quick" if args.quick else "scaling_e2e"
     out = args.out / f"{stem}.json"
-    out.write_text(json.dumps(clean(result), indent=2) + "\n")
-    plot(result, fit, out.with_suffix(".png"))
-    _log(f"wrote {out} and {out.with_suffix('.png')}")
+    write_json(out, result)
+    figure(json_safe(result), fit).savefig(out.with_suffix(".png"), dpi=110)
+    log(f"wrote {out} and {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -21,16 +21,23 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import fmt, new_figure
 from scaling import PUBLISHED_LAWS, ScalingError, fit_runs, read_csv
 from scaling.runs import Run, cells
 from scaling.validate import check_split, split
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 HERE = Path(__file__).resolve().parent
 TABLES = HERE / "data" / "real_sweeps"
@@ -168,10 +175,6 @@ def targets(table: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def print_table(name: str, table: dict[str, Any], target: dict[str, Any]) -> None:
     for by, s in table["splits"].items():
         print(f"\n{name}, split {by}: held out {s['held_out']}")
@@ -213,16 +216,15 @@ def plot_cell(ax: Any, name: str, cell: dict[str, Any], picks: dict[str, float])
     ax.tick_params(labelsize=7)
 
 
-def plot(tables: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def figure(results: dict[str, Any]) -> Figure:
+    """Per table, each held-out cell of the N split: loss against lr and each method's pick,
+    from the results JSON's ``tables`` and the tables' own runs."""
+    tables = results["tables"]
     rows = [(name, ms) for name, t in tables.items()
             if (ms := t["splits"].get("N", {}).get("methods")) and ms["ours"]["cells"]]
     cols = max(len(m["ours"]["cells"]) for _, m in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(3.5 * cols, 2.9 * len(rows)), layout="constrained", squeeze=False)
+    fig = new_figure(3.5 * cols, 2.9 * len(rows) + 0.6)
+    axes = fig.subplots(len(rows), cols, squeeze=False)
     for (name, ms), row in zip(rows, axes, strict=True):
         for i, ax in enumerate(row):
             if i >= len(ms["ours"]["cells"]):
@@ -234,8 +236,7 @@ def plot(tables: dict[str, Any], path: Path) -> None:
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
     fig.suptitle("largest N held out: loss vs lr at the best run's batch (faint: other batches); "
                  "vertical lines: each method's pick", fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def plain(value: Any) -> Any:
@@ -258,7 +259,7 @@ def main() -> None:
     for name, t in tables.items():
         print_table(name, t, goals[name])
     RESULTS.mkdir(exist_ok=True)
-    plot(tables, RESULTS / "scaling_real.png")
+    figure(plain({"tables": tables})).savefig(RESULTS / "scaling_real.png", dpi=110)
     elapsed = time.time() - start
     result = {"benchmark": "scaling_real", "tables": tables, "loss_excess_pct": flat, "targets": goals, "elapsed_s": elapsed}
     with (RESULTS / "scaling_real.json").open("w") as f:

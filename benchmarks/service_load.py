@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -46,7 +46,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import new_figure
+from scaling.plot import readable_log_axes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 TARGETS_MS = {"recommend": 50.0, "trials_page": 200.0}
+#: The fractions of requests the JSON's p50_ms, p90_ms, p99_ms and max_ms stand for.
+PERCENTILES = (0.5, 0.9, 0.99, 1.0)
 #: Seconds of load on each endpoint before the measured window.
 WARM_S = 2.0
 
@@ -64,8 +72,8 @@ def build_store(path: Path, n_trials: int) -> str:
     configs = [{"lr": float(10 ** rng.uniform(-4, 0)), "batch": int(2 ** rng.integers(3, 10))} for _ in range(n_trials)]
     study.enqueue_many(configs, budget=270.0)
     while (trial := study.claim("loader")) is not None:
-        study.report(trial, 90.0, 3.5)
-        study.complete(trial, float(3 + rng.random()))
+        trial.report(90.0, 3.5)
+        trial.complete(float(3 + rng.random()))
     law = scaling.PUBLISHED_LAWS["steplaw"]
     runs = []
     for n in (1e7, 3e7, 1e8):
@@ -188,33 +196,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(data: dict[str, Any], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Print the table, write the JSON (without the raw latencies) and the figure drawn from it."""
     print(f"\n{data['config']['clients']} clients x {data['config']['seconds']:g} s, hpo serve --workers {data['config']['server_workers']}, "
           f"{data['config']['trials']} trials, {data['machine']['cpus']} cores")
     print(f"{'endpoint':<13}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'target p99':>12}  met  errors")
-    fig, ax = plt.subplots(figsize=(7, 4))
     for name, r in data["results"].items():
         target, met = (f"{r['target_p99_ms']:.0f}", "yes" if r["met"] else "NO") if "met" in r else ("-", "-")
         print(f"{name:<13}{r['requests']:>10}{r['requests_per_s']:>9.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
               f"{target:>12}  {met:<4} {r['errors']}")
-        ms = np.sort(r.pop("latencies_ms"))
-        ax.plot(ms, np.linspace(0, 1, len(ms)), label=f"{name} (p99 {r['p99_ms']:.0f} ms, {r['requests_per_s']:.0f} req/s)")
+        r.pop("latencies_ms")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "service_load.json").write_text(json.dumps(data, indent=1))
+    figure(data).savefig(out / "service_load.png", dpi=120)
+    print(f"wrote {out / 'service_load.json'} and {out / 'service_load.png'} ({data['wall_s']:.0f} s)")
+
+
+def figure(results: dict[str, Any]) -> Figure:
+    """Per endpoint, the latency distribution through the percentiles the JSON records (p50,
+    p90, p99, max), with each target p99 dotted."""
+    fig = new_figure(7.5, 4.4)
+    ax = fig.subplots()
+    for name, r in results["results"].items():
+        ms = [r["p50_ms"], r["p90_ms"], r["p99_ms"], r["max_ms"]]
+        line, = ax.plot(ms, PERCENTILES, "o-", label=f"{name} (p99 {r['p99_ms']:.0f} ms, {r['requests_per_s']:.0f} req/s)")
         if "met" in r:
-            ax.axvline(r["target_p99_ms"], ls=":", color=ax.lines[-1].get_color())
+            ax.axvline(r["target_p99_ms"], ls=":", color=line.get_color())
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms)")
-    ax.set_ylabel("fraction of requests")
-    ax.set_title(f"{data['config']['clients']} concurrent clients, {data['config']['seconds']:g} s each (dotted: p99 targets)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "service_load.png", dpi=120)
-    (out / "service_load.json").write_text(json.dumps(data, indent=1))
-    print(f"wrote {out / 'service_load.json'} and {out / 'service_load.png'} ({data['wall_s']:.0f} s)")
+    ax.set_ylabel("fraction of requests at or below")
+    ax.set_title(f"{results['config']['clients']} concurrent clients, {results['config']['seconds']:g} s each\n"
+                 "points: p50, p90, p99, max; dotted: p99 targets", fontsize=11)
+    ax.legend(fontsize=8, loc="lower right", framealpha=0.8)
+    fig.draw_without_rendering()
+    readable_log_axes(fig)
+    return fig
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import optuna
@@ -77,8 +77,15 @@ from psycopg import sql
 from sqlalchemy import Engine, event, insert, select, update
 from sqlalchemy.engine import URL, make_url
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import RESULTS_DIR, log, new_figure
 from db.models import IntermediateValue, Trial, TrialState
-from db.store import Store, utcnow
+from db.store import Store, StudySettings, utcnow
+from scaling.plot import readable_log_axes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 STUDY_NAME = "throughput"
 SYSTEMS = ("ours", "optuna")
@@ -92,7 +99,6 @@ BARRIER_TIMEOUT_S = 300.0
 RESULT_TIMEOUT_S = 1800.0
 THROUGHPUT_TARGET = 5.0
 LATENCY_GROWTH_TARGET = 1.5
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -218,7 +224,7 @@ def populate_ours(url: str, start: int, stop: int) -> None:
     store = Store(url)
     try:
         study_id = (
-            store.create_study(STUDY_NAME) if start == 0 else store.get_study(STUDY_NAME)
+            store.create_study(STUDY_NAME, StudySettings()) if start == 0 else store.get_study(STUDY_NAME)
         ).id
         first = store.enqueue(study_id, [_random_params(rng) for _ in range(start, stop)])[0]
         now = utcnow()
@@ -498,7 +504,7 @@ def run_backend(
             POPULATE[system](dbs.url(system, "base"), populated, size)
             dbs.seal_base(system)
             elapsed = time.perf_counter() - t0
-            _log(f"{dbs.backend}: {system} study populated to {size} trials in {elapsed:.1f}s")
+            log(f"{dbs.backend}: {system} study populated to {size} trials in {elapsed:.1f}s", clock=False)
         populated = size
         for procs in processes:
             measured: dict[str, Measurement] = {}
@@ -506,7 +512,7 @@ def run_backend(
                 dbs.copy_base_to_run(system)
                 measured[system] = measure(system, dbs.url(system, "run"), procs, cycles)
             config = Configuration(dbs.backend, size, procs, measured["ours"], measured["optuna"])
-            _log(_row(config))
+            log(_row(config), clock=False)
             yield config
 
 
@@ -592,61 +598,45 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
-def plot(configs: Sequence[Configuration], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (bars, lines) = plt.subplots(1, 2, figsize=(16, 5.5), gridspec_kw={"width_ratios": [3, 2]})
+def figure(results: dict[str, Any]) -> Figure:
+    """Left: throughput per configuration, ours beside Optuna, with the ratio over each pair;
+    right: p50 latency against study size per (system, backend, processes). From the JSON."""
+    configs = results["configurations"]
+    fig = new_figure(16, 6)
+    bars, lines = fig.subplots(1, 2, width_ratios=[3, 2])
     x = np.arange(len(configs))
     width = 0.4
     colors = {"ours": "tab:blue", "optuna": "tab:orange"}
     for offset, system in ((-width / 2, "ours"), (width / 2, "optuna")):
-        values = [getattr(c, system).trials_per_s for c in configs]
+        values = [c[system]["trials_per_s"] for c in configs]
         bars.bar(x + offset, values, width, label=system, color=colors[system])
     for i, c in enumerate(configs):
-        bars.annotate(
-            f"{c.throughput_ratio:.1f}x",
-            (i, c.ours.trials_per_s),
-            ha="center",
-            va="bottom",
-            fontsize=8,
-        )
-    bars.set_xticks(
-        x, [f"{c.backend}\nN={c.study_size}\n{c.processes}p" for c in configs], fontsize=8
-    )
+        bars.annotate(f"{c['throughput_ratio']:.1f}x", (i, c["ours"]["trials_per_s"]), ha="center", va="bottom", fontsize=8)
+    bars.set_xticks(x, [f"{c['backend']}\nN={c['study_size']}\n{c['processes']}p" for c in configs], fontsize=8)
     bars.set_yscale("log")
     bars.set_ylabel("trials/s (log)")
     bars.set_title("Throughput per configuration (label: ours / Optuna)")
-    bars.legend()
+    bars.legend(loc="upper right", framealpha=0.8)
 
     styles = {"sqlite": "-", "postgresql": "--"}
     markers = {1: "o", 4: "s"}
     for system in SYSTEMS:
-        for backend in dict.fromkeys(c.backend for c in configs):
-            for procs in dict.fromkeys(c.processes for c in configs):
-                runs = sorted(
-                    (c for c in configs if c.backend == backend and c.processes == procs),
-                    key=lambda c: c.study_size,
-                )
-                lines.plot(
-                    [c.study_size for c in runs],
-                    [getattr(c, system).p50_ms for c in runs],
-                    styles.get(backend, ":"),
-                    marker=markers.get(procs, "^"),
-                    color=colors[system],
-                    label=f"{system} {backend} {procs}p",
-                )
+        for backend in dict.fromkeys(c["backend"] for c in configs):
+            for procs in dict.fromkeys(c["processes"] for c in configs):
+                runs = sorted((c for c in configs if c["backend"] == backend and c["processes"] == procs),
+                              key=lambda c: c["study_size"])
+                lines.plot([c["study_size"] for c in runs], [c[system]["p50_ms"] for c in runs],
+                           styles.get(backend, ":"), marker=markers.get(procs, "^"), color=colors[system],
+                           label=f"{system} {backend} {procs}p")
     lines.set_xscale("log")
     lines.set_yscale("log")
     lines.set_xlabel("finished trials in the study")
     lines.set_ylabel("p50 ms per trial (log)")
     lines.set_title("Per-trial latency vs study size")
     lines.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.draw_without_rendering()
+    readable_log_axes(fig)
+    return fig
 
 
 def machine_info(pg: PostgresDatabases | None) -> dict[str, Any]:
@@ -662,10 +652,6 @@ def machine_info(pg: PostgresDatabases | None) -> dict[str, Any]:
         # Other work on a small machine shifts every number: the load when the run began.
         "load_average_at_start": os.getloadavg(),
     }
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------ main
@@ -710,7 +696,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     pg = PostgresDatabases(make_url(args.pg_url)) if "postgresql" in args.backends else None
     machine = machine_info(pg)
     configs: list[Configuration] = []
-    _log(_HEADER)
+    log(_HEADER, clock=False)
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as tmp:
         for backend in args.backends:
             dbs = SQLiteDatabases(Path(tmp)) if backend == "sqlite" else pg
@@ -746,7 +732,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         + "\n"
     )
-    plot(configs, args.output.with_suffix(".png"))
+    figure(json.loads(args.output.read_text())).savefig(args.output.with_suffix(".png"), dpi=120)
 
 
 if __name__ == "__main__":

@@ -105,7 +105,6 @@ import json
 import logging
 import math
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -113,11 +112,16 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from benchmarks.common import RESULTS_DIR, fmt, log, machine, new_figure, print_table, quiet_ray_env
+from scaling.plot import readable_log_axes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 SHM_DIR = "/dev/shm"
 OURS = "ours"
 TUNE_ASHA = "ray-tune-asha"
@@ -211,9 +215,7 @@ def ray_start(workers: int, temp_dir: str) -> float:
 
     ``address="local"`` and a temp dir of our own: never join (or advertise ourselves as)
     another Ray that happens to run on this machine."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    quiet_ray_env()
     import ray
 
     if ray.is_initialized():
@@ -464,20 +466,7 @@ def targets(objectives: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ report
 
 
-def _f(x: float | None, fmt: str) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    return format(x, fmt)
-
-
 def print_report(objectives: dict[str, Any], tgt: dict[str, Any], wall_s: float) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table
-
-        console: Any = Console(width=160)
-    except ImportError:  # pragma: no cover
-        console = None
     header = [
         "system",
         "workers",
@@ -512,45 +501,31 @@ def print_report(objectives: dict[str, Any], tgt: dict[str, Any], wall_s: float)
                     if entry.get("overhead_ratio_vs_defaults") is not None:
                         ratio_s += f" / {entry['overhead_ratio_vs_defaults']:.0f}x"
                 else:
-                    ratio_s = _f(r.get("overhead_ratio"), ".1f") + "x"
+                    ratio_s = fmt(r.get("overhead_ratio"), ".1f") + "x"
                 rows.append(
                     [
                         s,
                         w,
                         f"{r.get('trials_run', 0)}/{r['trials']}",
-                        _f(r.get("wall_s"), ".1f"),
-                        _f(r.get("ray_init_s"), ".1f"),
-                        _f(r.get("startup_s"), ".1f"),
-                        _f(r.get("steady_s"), ".1f"),
+                        fmt(r.get("wall_s"), ".1f"),
+                        fmt(r.get("ray_init_s"), ".1f"),
+                        fmt(r.get("startup_s"), ".1f"),
+                        fmt(r.get("steady_s"), ".1f"),
                         str(r.get("processes", "-")),
-                        _f(r.get("overhead_ms"), ".1f"),
-                        _f(r.get("overhead_incl_startup_ms"), ".0f"),
-                        _f(None if r.get("utilization") is None else 100 * r["utilization"], ".1f"),
+                        fmt(r.get("overhead_ms"), ".1f"),
+                        fmt(r.get("overhead_incl_startup_ms"), ".0f"),
+                        fmt(None if r.get("utilization") is None else 100 * r["utilization"], ".1f"),
                         ratio_s,
                     ]
                 )
-        if console is not None:
-            table = Table(title=title)
-            for h in header:
-                if h == "system":
-                    table.add_column(h, justify="left", no_wrap=True)
-                else:
-                    table.add_column(h, justify="right")
-            for row in rows:
-                table.add_row(*row)
-            console.print(table)
-        else:
-            print(title)
-            print(" | ".join(header))
-            for row in rows:
-                print(" | ".join(row))
+        print_table(title, header, rows, width=160, left=("system",), no_wrap=("system",))
     print()
     print("Targets")
     for key, label in (("overhead_ratio", "against Tune's fastest"), ("overhead_ratio_vs_defaults", "against Tune's defaults")):
         t = tgt[key]
         for name, v in t["per_objective"].items():
             cells = ", ".join(
-                f"{w} workers {_f(c['overhead_ratio'], '.1f')}x {'ok' if c['ok'] else 'FAIL'}"
+                f"{w} workers {fmt(c['overhead_ratio'], '.1f')}x {'ok' if c['ok'] else 'FAIL'}"
                 for w, c in sorted(v["per_workers"].items(), key=lambda kv: int(kv[0]))
             )
             print(
@@ -570,14 +545,13 @@ def print_report(objectives: dict[str, Any], tgt: dict[str, Any], wall_s: float)
     print(f"\nwall time {wall_s:.0f} s")
 
 
-def plot(objectives: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def figure(results: dict[str, Any]) -> Figure:
+    """Per objective: overhead per trial against workers, and utilization (or throughput for
+    the trivial objective), from the results JSON."""
+    objectives = results["objectives"]
     names = list(objectives)
-    fig, axes = plt.subplots(len(names), 2, figsize=(11, 4.2 * len(names)), squeeze=False)
+    fig = new_figure(12, 4.6 * len(names))
+    axes = fig.subplots(len(names), 2, squeeze=False)
     colors = {OURS: "tab:blue", TUNE_ASHA: "tab:orange", TUNE_OPTUNA: "tab:green", TUNE_DEFAULTS: "tab:red"}
     for row, name in zip(axes, names):
         entries = sorted(objectives[name]["workers"].items(), key=lambda kv: int(kv[0]))
@@ -604,37 +578,37 @@ def plot(objectives: dict[str, Any], path: Path) -> None:
             else:  # utilization of a trivial objective is ~0 for everyone: show throughput
                 row[1].plot(ws, [r["trials_per_s"] for _, r in pts], "o-", color=colors[s], label=s)
         row[0].set_yscale("log")
-        row[0].set_title(f"{name}: per-trial overhead (worker-slot ms per trial)")
+        row[0].set_title(f"{name}: per-trial overhead (worker-slot ms per trial)", fontsize=11)
         row[0].set_xlabel("workers")
         row[0].set_ylabel("ms per trial")
         row[1].set_xlabel("workers")
         if objectives[name]["sleep_s"] > 0:
-            row[1].set_title(f"{name}: utilization (busy / workers x steady wall)")
+            row[1].set_title(f"{name}: utilization (busy / workers x steady wall)", fontsize=11)
             row[1].set_ylabel("%")
             row[1].set_ylim(0, 105)
             if name == UTILIZATION_OBJECTIVE:
                 row[1].axhline(100 * UTILIZATION_TARGET, color="grey", ls="--", lw=0.8)
         else:
-            row[1].set_title(f"{name}: steady-state throughput")
+            row[1].set_title(f"{name}: steady-state throughput", fontsize=11)
             row[1].set_ylabel("trials / s")
             row[1].set_ylim(bottom=0)
         for ax in row:
             ax.set_xticks([int(w) for w, _ in entries])
             ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=7)
+    handles: dict[str, Any] = {}  # one legend for every panel, below them: inside, it hid the lines
+    for ax in axes[:, 0]:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=4, fontsize=8)
     fig.suptitle(
         "Worker overhead: ours (run_sweep) vs Ray Tune (ASHA, OptunaSearch; ASHA at Tune's defaults), 2 shared cores"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.draw_without_rendering()
+    readable_log_axes(fig)
+    return fig
 
 
 # ------------------------------------------------------------------ main
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -679,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     objective_names = args.objectives or list(OBJECTIVES)
     systems = args.systems or list(SYSTEMS)
     ray_temp = tempfile.mkdtemp(prefix="ray_wo_", dir="/tmp")
-    _log(
+    log(
         f"workers {workers}, trials {trials} (Ray Tune {tune_trials}, at its defaults {defaults_trials}), objectives {objective_names}, "
         f"systems {systems}, load {loadavg_start[0]:.2f}"
     )
@@ -692,9 +666,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     r = run_one(s, name, w, n, args, ray_temp)
                     runs.append(r)
                     if "error" in r:
-                        _log(f"ERROR {s} {name} {w} workers: {r['error'].strip().splitlines()[-1]}")
+                        log(f"ERROR {s} {name} {w} workers: {r['error'].strip().splitlines()[-1]}")
                     else:
-                        _log(
+                        log(
                             f"{s} {name} {w} workers: {r.get('trials_run', 0)} trials, wall {r['wall_s']:.1f} s "
                             f"(ray.init {r['ray_init_s']:.1f} s, start-up {r.get('startup_s', math.nan):.1f} s, "
                             f"steady {r.get('steady_s', math.nan):.1f} s), overhead {r.get('overhead_ms', math.nan):.1f} ms/trial, "
@@ -716,15 +690,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "quick": args.quick,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_s": wall_s,
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "optuna": optuna.__version__,
-            "ray": ray.__version__,
-            "loadavg_start": loadavg_start,
-            "loadavg_end": list(os.getloadavg()),
-        },
+        "machine": machine(optuna=optuna.__version__, ray=ray.__version__, loadavg_start=loadavg_start,
+                           loadavg_end=list(os.getloadavg())),
         "config": {
             "workers": workers,
             "trials": trials,
@@ -763,8 +730,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2) + "\n")
     png = out.with_suffix(".png")
-    plot(objectives, png)
-    _log(f"wrote {out} and {png}")
+    figure(json.loads(out.read_text())).savefig(png, dpi=110)
+    log(f"wrote {out} and {png}")
 
 
 if __name__ == "__main__":

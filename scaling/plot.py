@@ -18,13 +18,15 @@ def readable_log_axes(fig: Any) -> None:
     3x10^-3, ...), and at dashboard size they run into each other. Label 1, 2 and 5 of each
     decade as plain numbers where the axis has room for two labels an inch, else the
     decades alone; an axis too short for two of either, or with ticks set by hand, keeps its
-    labels. Every chart of the package, the dashboard's and the CLI's, goes through this."""
+    labels. Every picture of the package, the CLI's and the benchmarks', goes through this;
+    ``fig`` may be a SubFigure (its own axes only)."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
+    dpi = fig.get_figure(root=True).dpi
     for ax in fig.axes:
-        box = ax.get_position()
-        for axis, scale, inches in ((ax.xaxis, ax.get_xscale(), box.width * fig.get_figwidth()),
-                                    (ax.yaxis, ax.get_yscale(), box.height * fig.get_figheight())):
+        box = ax.get_window_extent()  # in pixels, so that an axes of a SubFigure measures right
+        for axis, scale, inches in ((ax.xaxis, ax.get_xscale(), box.width / dpi),
+                                    (ax.yaxis, ax.get_yscale(), box.height / dpi)):
             lo, hi = sorted(axis.get_view_interval())
             if scale != "log" or lo <= 0 or isinstance(axis.get_major_locator(), FixedLocator):
                 continue
@@ -44,21 +46,41 @@ def _axis(law: PowerLaw) -> str:
 
 
 def plot_fit(fit: ScalingFit, path: str | Path | None, target: tuple[float, float] | None = None) -> Path | str:
-    """Write the plot to ``path`` (PNG, or by its suffix) and return the path; with no path,
-    return it as inline SVG (the dashboard's)."""
+    """Write :func:`fit_figure` to ``path`` (PNG, or by its suffix) and return the path; with
+    no path, return it as inline SVG (the dashboard's)."""
     import io
 
+    fig = fit_figure(fit, target)
+    if path is None:
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg")
+        svg = buf.getvalue()
+        return svg[svg.index("<svg") :]
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    return out
+
+
+def fit_figure(fit: ScalingFit, target: tuple[float, float] | None = None) -> Any:
+    """The fit's picture as a matplotlib Figure (constrained layout, no pyplot state)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    draw_fit(fig, fit, target)
+    return fig
+
+
+def draw_fit(fig: Any, fit: ScalingFit, target: tuple[float, float] | None = None) -> None:
+    """Draw the two panels (learning rate, batch) into ``fig``, a Figure or a SubFigure of a
+    larger picture (``benchmarks/scaling_e2e.py``'s)."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
     panels = (
         ("learning_rate", fit.learning_rate, fit.law.learning_rate, "optimal learning rate", 0),
         ("batch_size", fit.batch_size, fit.law.batch_tokens, "optimal batch size (tokens)", 1),
     )
-    colors = plt.cm.viridis
+    colors = matplotlib.colormaps["viridis"]
     for key, target_fit, law, label, i in panels:
         ax = axes[i]
         x_var = _axis(law)
@@ -104,22 +126,14 @@ def plot_fit(fit: ScalingFit, path: str | Path | None, target: tuple[float, floa
         borrowed = ("" if target_fit.borrowed_from is None
                     else f" ({target_fit.borrowed_from} exponent, calibrated)" if target_fit.calibrated
                     else f" (from {target_fit.borrowed_from}, not fitted)")
-        ax.set_title(f"{label}: {law.formula()}{borrowed}", fontsize=9)
+        # the formula on a line of its own: with a borrowed note it is wider than the panel
+        ax.set_title(f"{label}{borrowed}\n{law.formula()}", fontsize=9)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.suptitle(f"scaling fit {fit.name!r} ({fit.form} form); band: 90% bootstrap; dashed: extrapolation", fontsize=10)
-    fig.tight_layout()
+            ax.legend(fontsize=7, loc="best", framealpha=0.8)
+    band = "band: 90% bootstrap; " if fit.learning_rate.bootstrap or fit.batch_size.bootstrap else ""
+    fig.suptitle(f"scaling fit {fit.name!r} ({fit.form} form); {band}dashed: extrapolation", fontsize=10)
+    fig.get_figure(root=True).draw_without_rendering()  # lay out first: the tick density reads the panels' sizes
     readable_log_axes(fig)
-    if path is None:
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg")
-        plt.close(fig)
-        svg = buf.getvalue()
-        return svg[svg.index("<svg") :]
-    out = Path(path)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
 
 
 def _key(var: str) -> str:
