@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +23,9 @@ from torch import nn
 
 from workers.proxies.parameterization import make_optimizer
 from workers.proxies.trainer import _loss, build_task
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -59,27 +63,32 @@ class CoordCheck:
             writer.writerows(self.rows())
 
     def plot(self, path: Path) -> None:
-        """One panel per step: RMS against width (log-log), a line per layer."""
-        import matplotlib
+        """Write :meth:`figure` as a PNG."""
+        self.figure().savefig(path, dpi=120)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    def figure(self) -> Figure:
+        """One panel per step: RMS against width (log-log), a line per layer; the legend to the
+        right of the last panel."""
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
-        fig, axes = plt.subplots(1, self.steps, figsize=(3.2 * self.steps, 3.4), sharey=True, squeeze=False)
+        fig = Figure(figsize=(3.2 * self.steps + 1.6, 3.6), layout="constrained")
+        axes = fig.subplots(1, self.steps, sharey=True, squeeze=False)
         for t, ax in enumerate(axes[0]):
             for layer in self.layers:
                 ys = [self.rms[w, t, layer] for w in self.widths]
                 ax.plot(self.widths, ys, "o-", ms=3, label=layer)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
+            ax.xaxis.set_major_locator(FixedLocator(self.widths))  # the widths run, as plain numbers
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_title(f"step {t}")
             ax.set_xlabel("width")
         axes[0][0].set_ylabel("activation RMS")
         axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
         fig.suptitle(f"coordinate check: {self.model}, {self.param}, lr {self.lr:g}")
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        return fig
 
 
 def _watched(model: nn.Module) -> dict[str, nn.Module]:
