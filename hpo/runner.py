@@ -69,7 +69,7 @@ class TrialReporter:
 
 
 class Objective(Protocol):
-    def __call__(self, config: Mapping[str, Any], budget: float | None, report: Report) -> float: ...
+    def __call__(self, config: Mapping[str, Any], budget: float | None, report: Report, /) -> float: ...
 
 
 def run_trial(trial: HeldTrial, objective: Objective, heartbeat_interval: float) -> TrialState:

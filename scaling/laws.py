@@ -146,14 +146,14 @@ class Law:
         at = variables_at(n_params, tokens)
         laws = (("learning rate", self.learning_rate, self.ranges.get("learning_rate", self.fitted_range)),
                 ("batch size", self.batch_tokens, self.ranges.get("batch_size", self.fitted_range)))
-        lines = []
+        lines: list[str] = []
         for var in VARIABLES:
             beyond = {label: _beyond(var, at[var], span[var]) for label, law, span in laws if var in law.exponents and var in span}
             texts = set(beyond.values())
             if texts == {None} or not texts:
                 continue
             if len(texts) == 1:
-                lines.append(texts.pop())  # type: ignore[arg-type]
+                lines.extend(t for t in texts if t is not None)
             else:
                 lines.extend(f"{text} for the {label}" for label, text in beyond.items() if text is not None)
         return lines

@@ -187,8 +187,10 @@ class CellOptimum:
 def _locator(estimator: str) -> Callable[..., Located]:
     from scaling import asymmetric, plateau, quadratic
 
+    locators: dict[str, Callable[..., Located]] = {
+        "quadratic": quadratic.locate, "plateau": plateau.locate, "asymmetric": asymmetric.locate}
     try:
-        return {"quadratic": quadratic.locate, "plateau": plateau.locate, "asymmetric": asymmetric.locate}[estimator]
+        return locators[estimator]
     except KeyError:
         raise ScalingError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}") from None
 

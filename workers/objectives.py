@@ -11,13 +11,14 @@ only the string crosses the wire and the objective's module is imported where it
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hpo.runner import Objective
 from workers.errors import ObjectiveError
-from workers.problems import PROBLEMS
+from workers.problems import PROBLEMS, Problem
 
 if TYPE_CHECKING:
     from hpo.study import Study
@@ -30,11 +31,15 @@ def builtin_objectives() -> dict[str, Callable[[Study | None], Objective]]:
     benchmark problems (evaluated at the trial's budget, with the problem's noise), and the
     muP proxies trained on data that ships with Python and scikit-learn."""
     builtins: dict[str, Callable[[Study | None], Objective]] = {
-        name: (lambda _study, problem=problem: problem.objective()) for name, problem in PROBLEMS.items()
+        name: functools.partial(_problem, problem) for name, problem in PROBLEMS.items()
     }
     for model in PROXY_MODELS:
-        builtins[f"proxy:{model}"] = lambda study, model=model: _proxy(model, study)
+        builtins[f"proxy:{model}"] = functools.partial(_proxy, model)
     return builtins
+
+
+def _problem(problem: Problem, study: Study | None) -> Objective:
+    return problem.objective()
 
 
 def _proxy(model: str, study: Study | None) -> Objective:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from search_spaces import SearchSpace, get_builtin
+from search_spaces.space import Fidelity
 from workers.synthetic import (
     BRANIN_OPTIMUM,
     HARTMANN3_OPTIMUM,
@@ -49,17 +50,24 @@ class Problem:
     def space(self) -> SearchSpace:
         return get_builtin(self.space_name)
 
+    @property
+    def fidelity(self) -> Fidelity:
+        """The space's fidelity: every benchmark problem is multi-fidelity."""
+        fidelity = self.space.fidelity
+        assert fidelity is not None, f"benchmark problem {self.name!r} has no fidelity"
+        return fidelity
+
     def regret(self, config: Config) -> float:
         return (self.true_value(config) - self.optimum) / self.regret_scale
 
     def objective(self, seed: int = 0) -> Callable[[Config, float | None, Callable[[float, float], bool]], float]:
         """The problem as an :class:`hpo.runner.Objective` (noise drawn from ``seed``)."""
         rng = np.random.default_rng(seed)
-        space = self.space
+        top = self.fidelity.max
 
         def objective(config: Config, budget: float | None, report: Callable[[float, float], bool]) -> float:
-            value = self.evaluate(config, budget if budget is not None else space.fidelity.max, rng)
-            report(budget if budget is not None else space.fidelity.max, value)
+            value = self.evaluate(config, budget if budget is not None else top, rng)
+            report(budget if budget is not None else top, value)
             return value
 
         return objective
@@ -143,7 +151,7 @@ def run_on_budget(study: Any, problem: Problem, budget: float, seed: int = 0, wo
     ``budget`` full-fidelity evaluations are spent. The incumbent is the full-fidelity trial
     with the best observed (noisy) value; its regret is scored noise-free."""
     rng = np.random.default_rng(seed)
-    fidelity = problem.space.fidelity
+    fidelity = problem.fidelity
     full = problem.cost(fidelity.max)
     spent, trace_spent, trace_regret = 0.0, [], []
     best_value, best_regret = math.inf, math.inf

@@ -19,7 +19,7 @@ import sys
 
 from ray import cloudpickle
 
-from hpo.runner import work
+from hpo.runner import Objective, work
 from hpo.study import load_study
 from workers.objectives import resolve_objective
 
@@ -37,11 +37,11 @@ class SweepWorker:
         import_path: list[str],
     ) -> None:
         sys.path[:0] = [p for p in import_path if p not in sys.path]
-        if isinstance(objective, bytes):
-            objective = cloudpickle.loads(objective)
         self.worker_id = f"{token}@{socket.gethostname()}:{os.getpid()}"
         self.study = load_study(study_name, storage_url)
-        self.objective = resolve_objective(objective, self.study) if isinstance(objective, str) else objective
+        self.objective: Objective = (
+            resolve_objective(objective, self.study) if isinstance(objective, str) else cloudpickle.loads(objective)
+        )
 
     def identity(self) -> str:
         return self.worker_id

@@ -203,7 +203,7 @@ def _send_auth_token() -> None:
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or (Path.home() / ".ray" / "auth_token").is_file():
         os.environ["RAY_AUTH_MODE"] = "token"
         # Ray reads its config when imported; re-read it as Ray's own token setup does
-        from ray._raylet import Config
+        from ray._raylet import Config  # type: ignore[attr-defined]  # Ray's private config hook, untyped
 
         Config.initialize("")
 

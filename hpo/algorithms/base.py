@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -166,14 +166,14 @@ class Algorithm(ABC):
             config = self.space.sample(rng)
         return config
 
-    def setting(self, key: str, kind: type, *, minimum: float | None = None, above: float | None = None) -> Any:
+    def setting(self, key: str, kind: Callable[[Any], Any], *, minimum: float | None = None, above: float | None = None) -> Any:
         """A setting converted to ``kind`` and range-checked (``minimum`` inclusive, ``above``
         exclusive); AlgorithmError names the setting, the value given and the rule."""
         raw = self.settings[key]
         try:
             value = kind(raw)
         except (TypeError, ValueError):
-            raise AlgorithmError(f"setting {key}={raw!r} of {self.name!r} must be {kind.__name__}") from None
+            raise AlgorithmError(f"setting {key}={raw!r} of {self.name!r} must be {getattr(kind, '__name__', kind)}") from None
         if minimum is not None and value < minimum:
             raise AlgorithmError(f"setting {key}={raw!r} of {self.name!r} must be >= {minimum:g}")
         if above is not None and value <= above:

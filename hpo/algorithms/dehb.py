@@ -256,12 +256,13 @@ class DEHB(Hyperband):
             attrs = {"bracket": bracket, "rung": i, "s": len(rungs) - 1, "kind": "init" if first_iteration else "de"}
             level = len(self.schedule[0]) - len(rungs) + i
             pool: list[FrozenTrial] | None = None
-            quota: int | None = rung.n
+            quota = rung.n
             if i > 0:
                 below = by_rung.get(i - 1, [])
-                quota = self.quota(rung, below, settled)
-                if quota is None:
+                allowed = self.quota(rung, below, settled)
+                if allowed is None:
                     return None
+                quota = allowed
                 settled = settled and all(t.state.is_finished for t in below)
                 score = context.history.score
                 pool = sorted((t for t in below if math.isfinite(score(t))), key=score)[:quota]

@@ -139,7 +139,7 @@ class TPEEngine:
             if held is None:
                 new.append((trial, entry))
             elif held != entry:  # RUNNING -> COMPLETE, checked by _can_update
-                storage.set_trial_state_values(self._trial_ids[entry.number], entry.state, [entry.value])
+                storage.set_trial_state_values(self._trial_ids[entry.number], entry.state, None if entry.value is None else [entry.value])
                 self._replayed[entry.number] = entry
         if new:
             first = storage.get_n_trials(study_id)

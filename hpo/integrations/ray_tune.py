@@ -226,8 +226,9 @@ class HpoSearcher(Searcher):
             if result is not None and self._metric in result:
                 self._record_into(held, trial_id, result)
             last = held.last_value
-            if held.reached or (trial.budget is None and last is not None):
-                holding.complete(held.value_at_budget if held.reached else last)
+            reached = held.value_at_budget if held.reached else last
+            if reached is not None and (held.reached or trial.budget is None):
+                holding.complete(reached)
             elif last is not None and not math.isfinite(last):
                 holding.complete(last)  # recorded as diverged
             elif held.stopped:
@@ -385,7 +386,7 @@ class HpoScheduler(FIFOScheduler):
 
 
 def _number(result: Mapping[str, Any], key: str | None, what: str, trial_id: str) -> float:
-    if key not in result:
+    if key is None or key not in result:
         keys = ", ".join(sorted(k for k in result if not k.startswith("config/")))
         raise ValueError(f"Ray Tune trial {trial_id} reported no {what} {key!r}; its result has: {keys}")
     try:

@@ -81,7 +81,8 @@ def _files_under(root: Path, suffix: str | None) -> list[Path]:
 
 
 def _bytes_by_file(name: str, files: list[Path]) -> TokenData:
-    train, heldout = [], []
+    train: list[bytes] = []
+    heldout: list[bytes] = []
     for i, path in enumerate(files):
         (heldout if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1 else train).append(path.read_bytes())
     return TokenData(

@@ -109,6 +109,7 @@ class GPT(nn.Module):
         nn.init.normal_(self.embed.weight, std=cfg.init_std)
         nn.init.normal_(self.pos_embed.weight, std=cfg.init_std)
         for block in self.blocks:
+            assert isinstance(block, Block)  # nn.ModuleList hands out plain Modules to the type checker
             for linear in (block.attn.qkv, block.attn.proj, block.mlp.fc, block.mlp.proj):
                 nn.init.normal_(linear.weight, std=scaling.hidden_std(cfg.init_std, linear.in_features))
             if cfg.zeroes_readout:

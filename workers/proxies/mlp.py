@@ -64,6 +64,7 @@ class ResidualMLP(nn.Module):
         nn.init.normal_(self.embed.weight, std=scaling.hidden_std(cfg.init_std, cfg.in_features))
         nn.init.zeros_(self.embed.bias)
         for block in self.blocks:
+            assert isinstance(block, ResidualBlock)  # nn.ModuleList hands out plain Modules to the type checker
             nn.init.normal_(block.fc.weight, std=scaling.hidden_std(cfg.init_std, cfg.width))
             nn.init.zeros_(block.fc.bias)
         init_readout(self.readout.weight, cfg)

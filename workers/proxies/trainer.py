@@ -27,8 +27,8 @@ from torch.nn import functional as F
 
 from hpo.runner import Diverged
 from workers.proxies.data import TableData, TokenData, digits, load_tokens
-from workers.proxies.gpt import GPTConfig, build_gpt
-from workers.proxies.mlp import MLPConfig, build_mlp
+from workers.proxies.gpt import GPT, GPTConfig, build_gpt
+from workers.proxies.mlp import MLPConfig, ResidualMLP, build_mlp
 from workers.proxies.parameterization import ProxyConfigError, make_optimizer
 from workers.proxies.schedules import SCHEDULES, lr_multiplier
 
@@ -120,7 +120,7 @@ class _Task:
 
     units_per_sample: int = 1
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: GPT | ResidualMLP) -> None:
         self.model = model
 
     def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
