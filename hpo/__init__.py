@@ -5,9 +5,9 @@ The Python API mirrors Optuna's where it can::
     import hpo
     study = hpo.create_study("lr-sweep", storage="sqlite:///hpo.db", load_if_exists=True)
     study.enqueue({"lr": 3e-3, "batch_size": 64})
-    trial = study.claim()
-    study.report(trial, budget=100, value=3.1)
-    study.complete(trial, 2.9)
+    trial = study.claim()                # a HeldTrial: the worker's side of one trial
+    trial.report(budget=100, value=3.1)
+    trial.complete(2.9)
     print(study.best_trial.params)
 """
 
@@ -21,7 +21,7 @@ from db.errors import (
     TrialNotHeldError,
 )
 from db.models import Direction, TrialState
-from db.records import FrozenTrial
+from db.records import FrozenTrial, StudySettings
 from hpo.algorithms import ALGORITHMS, AlgorithmError
 from hpo.heartbeat import Heartbeat
 from hpo.runner import Diverged, optimize
@@ -33,6 +33,7 @@ from hpo.study import (
     list_studies,
     load_study,
 )
+from hpo.trial import HeldTrial
 
 __all__ = [
     "ALGORITHMS",
@@ -42,12 +43,14 @@ __all__ = [
     "DuplicateStudyError",
     "FrozenTrial",
     "Heartbeat",
+    "HeldTrial",
     "SchemaVersionError",
     "StorageURLError",
     "StorageUnreachableError",
     "StoreError",
     "Study",
     "StudyNotFoundError",
+    "StudySettings",
     "TrialNotHeldError",
     "TrialState",
     "create_study",

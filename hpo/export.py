@@ -36,7 +36,7 @@ TRIAL_COLUMNS = [
 ]
 
 
-def trials_dataframe(trials: Sequence[FrozenTrial]) -> "pd.DataFrame":
+def trials_dataframe(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
     import pandas as pd  # imported here: the CLI starts faster without it
 
     param_names = sorted({name for t in trials for name in t.params})

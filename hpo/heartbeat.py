@@ -34,7 +34,7 @@ class Heartbeat:
             except StoreError:
                 continue  # a blip in the database: the next beat may get through
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

@@ -196,7 +196,7 @@ def _fit_forms(
     best = fits[ranked[0]]
     choice = ("auto: smallest leave-largest-scale-out error (lr + batch)" if any(v is not None for v in scores.values())
               else "auto: no form could be checked on a held-out scale, so the one with the fewest coefficients")
-    return replace(best, method={**best.method, "form_choice": choice}, compared={**scores, **{f: None for f in failures}})
+    return replace(best, method={**best.method, "form_choice": choice}, compared={**scores, **dict.fromkeys(failures)})
 
 
 def _n_coefficients(form: str) -> int:

@@ -23,7 +23,6 @@ from scaling.published import PUBLISHED_LAWS
 from scaling.report import FIT_PREFIX, FitReport
 
 
-
 @dataclass(frozen=True)
 class Recommendation:
     law: str

@@ -58,7 +58,7 @@ def _source(spec: str, header: list[str]) -> tuple[str | None, float]:
         return None, float(spec)
     except ValueError:
         pass
-    column, star, factor = spec.rpartition("*") if "*" in spec else (spec, "", "1")
+    column, _, factor = spec.rpartition("*") if "*" in spec else (spec, "", "1")
     try:
         scale = float(factor)
     except ValueError:

@@ -360,7 +360,7 @@ def _ordered(params: dict[str, Param], source: str) -> dict[str, Param]:
         if name in ordered:
             return
         if name in visiting:
-            cycle = " -> ".join(visiting[visiting.index(name):] + [name])
+            cycle = " -> ".join([*visiting[visiting.index(name):], name])
             raise SpaceError(f"{source}: parameter {name!r}: conditions form a cycle ({cycle})")
         visiting.append(name)
         for parent in params[name].condition:

@@ -33,7 +33,7 @@ def _pg_unavailable() -> str | None:
     try:
         with _pg_admin():
             return None
-    except Exception as exc:  # any failure to connect means: no server to test against
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means: no server to test against
         return f"no PostgreSQL server at {make_url(PG_ADMIN_URL).render_as_string(hide_password=True)}: {exc}"
 
 

@@ -22,11 +22,6 @@ from workers.queue_worker import Report, drain_queue
 def main() -> None:
     url, study_name, log_path = sys.argv[1:4]
     pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
-    log = open(log_path, "a", buffering=1)
-
-    def on_claim(trial: HeldTrial) -> None:
-        log.write(f"{trial.number}\n")
-        log.flush()
 
     def objective(config: Mapping[str, Any], budget: float | None, report: Report) -> float:
         value = 0.0
@@ -36,7 +31,13 @@ def main() -> None:
             report(step, value)
         return value
 
-    drain_queue(load_study(study_name, url), objective, on_claim=on_claim)
+    with open(log_path, "a", buffering=1) as log:
+
+        def on_claim(trial: HeldTrial) -> None:
+            log.write(f"{trial.number}\n")
+            log.flush()
+
+        drain_queue(load_study(study_name, url), objective, on_claim=on_claim)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def dehb_study(url: str, name: str = "dehb", algorithm: str = "dehb", seed: int 
 def test_bad_dehb_settings_are_one_line_errors() -> None:
     with pytest.raises(hpo.AlgorithmError, match="strategy='rand9_bin' of 'dehb' must be one of rand1_bin"):
         make_algorithm("dehb", space(), hpo.Direction.MINIMIZE, {"strategy": "rand9_bin"})
-    with pytest.raises(hpo.AlgorithmError, match="crossover_prob=1.5 of 'dehb' must be <= 1"):
+    with pytest.raises(hpo.AlgorithmError, match=r"crossover_prob=1\.5 of 'dehb' must be <= 1"):
         make_algorithm("dehb", space(), hpo.Direction.MINIMIZE, {"crossover_prob": 1.5})
     with pytest.raises(hpo.AlgorithmError, match="mutation_factor=0 of 'dehb-async' must be > 0"):
         make_algorithm("dehb-async", space(), hpo.Direction.MINIMIZE, {"mutation_factor": 0})

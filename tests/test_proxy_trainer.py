@@ -63,7 +63,7 @@ def test_gradient_accumulation_matches_one_big_batch() -> None:
 
 
 def test_a_diverging_learning_rate_is_detected_not_a_crash() -> None:
-    with pytest.raises(Diverged, match="training loss .* at step"):
+    with pytest.raises(Diverged, match=r"training loss .* at step"):
         train("gpt", {**TINY, "learning_rate": 10.0, "warmup_fraction": 0.0}, 8 * 32 * 40)
 
 
@@ -113,7 +113,7 @@ def test_proxy_objective_refuses_a_fidelity_it_cannot_train_to(sqlite_url: str) 
 
 
 def test_unknown_settings_are_named_with_the_known_ones() -> None:
-    with pytest.raises(ProxyConfigError, match="the gpt proxy has no setting 'lerning_rate'; known: .*learning_rate"):
+    with pytest.raises(ProxyConfigError, match=r"the gpt proxy has no setting 'lerning_rate'; known: .*learning_rate"):
         split_config("gpt", {"lerning_rate": 0.1})
     with pytest.raises(ProxyConfigError, match="the mlp proxy has no setting 'attn_mult'"):
         split_config("mlp", {"attn_mult": 2.0})
@@ -128,7 +128,7 @@ def test_schedules_warm_up_then_decay() -> None:
     assert lr_multiplier(9, 100, warmup_fraction=0.1) == pytest.approx(1.0)
     assert lr_multiplier(10, 100, warmup_fraction=0.1) == pytest.approx(1.0)
     assert lr_multiplier(99, 100, warmup_fraction=0.1) == pytest.approx(0.1, abs=1e-3)  # cosine to 10%
-    wsd = dict(schedule="wsd", warmup_fraction=0.1, decay_fraction=0.2)
+    wsd = {"schedule": "wsd", "warmup_fraction": 0.1, "decay_fraction": 0.2}
     assert lr_multiplier(50, 100, **wsd) == 1.0 and lr_multiplier(79, 100, **wsd) == 1.0
     assert lr_multiplier(89, 100, **wsd) == pytest.approx(0.55)
     assert lr_multiplier(99, 100, **wsd) == pytest.approx(0.1)

@@ -92,7 +92,7 @@ def test_non_finite_values_mark_divergence_and_failures_keep_errors(storage_url:
     assert "out of memory" in trials[1].error
     assert trials[2].value == 7.0
     with pytest.raises(StoreError, match="no completed trial"):
-        study.best_trial
+        _ = study.best_trial
 
 
 def test_only_the_holder_may_report(storage_url: str) -> None:

@@ -198,7 +198,7 @@ class _RungIndex:
         self._started: dict[Any, int] = {}
         self._open_started: dict[Any, int] = {}
 
-    def update(self, history: History) -> "_RungIndex":
+    def update(self, history: History) -> _RungIndex:
         if history.direction != self._direction or not self._fold(history):
             self._reset(history.direction)
             self._fold(history)
