@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -101,7 +101,7 @@ class Sweep(Base):
     tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
 
-    studies: Mapped[list["Study"]] = relationship(back_populates="sweep")
+    studies: Mapped[list[Study]] = relationship(back_populates="sweep")
 
 
 class Study(Base):
@@ -112,13 +112,13 @@ class Study(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     direction: Mapped[str] = mapped_column(String(16), default=Direction.MINIMIZE.value)
-    objective: Mapped[Optional[str]] = mapped_column(String(255))
-    search_space: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    objective: Mapped[str | None] = mapped_column(String(255))
+    search_space: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     algorithm: Mapped[str] = mapped_column(String(64), default="random")
     algorithm_settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Free-form facts about the study, e.g. {"width": 256, "n_params": 3.1e6}.
     tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    sweep_id: Mapped[Optional[int]] = mapped_column(
+    sweep_id: Mapped[int | None] = mapped_column(
         ForeignKey("sweeps.id", ondelete="SET NULL"), index=True
     )
     # A running trial whose heartbeat is older than this is presumed lost and re-queued ...
@@ -129,8 +129,8 @@ class Study(Base):
     next_trial_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
 
-    sweep: Mapped[Optional[Sweep]] = relationship(back_populates="studies")
-    trials: Mapped[list["Trial"]] = relationship(
+    sweep: Mapped[Sweep | None] = relationship(back_populates="studies")
+    trials: Mapped[list[Trial]] = relationship(
         back_populates="study", cascade="all, delete-orphan", passive_deletes=True
     )
 
@@ -154,23 +154,23 @@ class Trial(Base):
     number: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default=TrialState.QUEUED.value)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    config_hash: Mapped[Optional[str]] = mapped_column(String(64))
+    config_hash: Mapped[str | None] = mapped_column(String(64))
     # The budget (steps, tokens, epochs: the search space names it) to train to.
-    budget: Mapped[Optional[float]] = mapped_column(Double)
-    value: Mapped[Optional[float]] = mapped_column(Double)
+    budget: Mapped[float | None] = mapped_column(Double)
+    value: Mapped[float | None] = mapped_column(Double)
     # Algorithm bookkeeping, e.g. {"bracket": 2, "rung": 1, "parent": 17}.
     attrs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    worker_id: Mapped[Optional[str]] = mapped_column(String(255))
+    worker_id: Mapped[str | None] = mapped_column(String(255))
     # How many times a worker claimed this trial; more than one means it was recovered.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[Optional[str]] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
-    started_at: Mapped[Optional[datetime]]
-    heartbeat_at: Mapped[Optional[datetime]]
-    finished_at: Mapped[Optional[datetime]]
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
 
     study: Mapped[Study] = relationship(back_populates="trials")
-    intermediate_values: Mapped[list["IntermediateValue"]] = relationship(
+    intermediate_values: Mapped[list[IntermediateValue]] = relationship(
         back_populates="trial", cascade="all, delete-orphan", passive_deletes=True
     )
 
@@ -190,7 +190,7 @@ class IntermediateValue(Base):
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
     budget: Mapped[float] = mapped_column(Double)
     # NULL when the objective reported NaN (SQLite cannot store NaN).
-    value: Mapped[Optional[float]] = mapped_column(Double)
+    value: Mapped[float | None] = mapped_column(Double)
     reported_at: Mapped[datetime]
 
     trial: Mapped[Trial] = relationship(back_populates="intermediate_values")
@@ -204,7 +204,7 @@ class ScalingFit(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
-    sweep_id: Mapped[Optional[int]] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
     # Where the runs came from: "sweep:NAME" or "csv:PATH".
     source: Mapped[str] = mapped_column(Text)
     form: Mapped[str] = mapped_column(String(32))

@@ -12,13 +12,14 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from db.errors import DuplicateStudyError, StoreError
 from db.models import Direction, TrialState
-from db.records import FrozenTrial, StudyRecord
+from db.records import FrozenTrial, StudyRecord, StudySettings
 from db.store import STOPPED_TAG, HistoryCache, NewTrial, Recovery, Store, StudySummary, open_store
 from hpo.algorithms import Algorithm, History, algorithm_class, make_algorithm
 from search_spaces import SearchSpace, config_hash
@@ -305,41 +306,30 @@ def create_study(
     name: str,
     storage: str | Store | None = None,
     *,
-    direction: Direction | str = Direction.MINIMIZE,
     load_if_exists: bool = False,
-    search_space: SearchSpace | Mapping[str, Any] | None = None,
-    objective: str | None = None,
-    algorithm: str = "random",
-    algorithm_settings: Mapping[str, Any] | None = None,
-    tags: Mapping[str, Any] | None = None,
-    sweep: str | None = None,
-    heartbeat_timeout: float = 60.0,
-    max_retries: int = 2,
+    settings: StudySettings | None = None,
+    **fields: Any,
 ) -> Study:
     """Create a study in ``storage`` (a URL; default ``$HPO_STORAGE``, else ``sqlite:///hpo.db``).
 
-    With ``load_if_exists=True`` every worker can run the same call: the first creates the
-    study, the others load it.
+    Its settings are ``settings``, or else the keyword ``fields`` of :class:`StudySettings`
+    (``direction``, ``search_space``, ``algorithm``, ...; their defaults where left out);
+    ``search_space`` may be a :class:`SearchSpace` or its dict. The space, the algorithm and
+    its settings are checked now, not at the first ask. With ``load_if_exists=True`` every
+    worker can run the same call: the first creates the study, the others load it.
     """
+    if settings is not None and fields:
+        raise TypeError(f"create_study takes settings= or keyword settings, not both (got {', '.join(fields)} too)")
     store = open_store(storage)
-    space = _as_space(search_space)
+    space = _as_space(fields.pop("search_space", None) if settings is None else settings.search_space)
+    space_dict = None if space is None else space.to_dict()
+    settings = StudySettings(**fields, search_space=space_dict) if settings is None else replace(settings, search_space=space_dict)
     if space is not None:  # fail now, not at the first ask, on a bad algorithm or setting
-        make_algorithm(algorithm, space, Direction.MINIMIZE, algorithm_settings)
+        make_algorithm(settings.algorithm, space, Direction.MINIMIZE, settings.algorithm_settings)
     else:
-        algorithm_class(algorithm)  # an unknown name fails here too
+        algorithm_class(settings.algorithm)  # an unknown name fails here too
     try:
-        record = store.create_study(
-            name,
-            direction=direction,
-            objective=objective,
-            search_space=None if space is None else space.to_dict(),
-            algorithm=algorithm,
-            algorithm_settings=algorithm_settings,
-            tags=tags,
-            sweep=sweep,
-            heartbeat_timeout=heartbeat_timeout,
-            max_retries=max_retries,
-        )
+        record = store.create_study(name, settings)
     except DuplicateStudyError:
         if not load_if_exists:
             raise

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from db.models import Direction, TrialState
+from db.records import StudySettings
 from hpo.cli.errors import CLIError
 from hpo.cli.options import StorageOption, console, parse_key_values
 from hpo.cli.spaces_commands import resolve_space
@@ -30,19 +31,23 @@ class ExportFormat(str, Enum):
     json = "json"
 
 
+#: The defaults ``hpo study create`` shows and uses: the settings' own.
+DEFAULTS = StudySettings()
+
+
 @study_app.command("create")
 def create_command(
     name: NameArg,
     storage: StorageOption = None,
-    direction: Annotated[Direction, typer.Option(help="Whether lower or higher values are better.")] = Direction.MINIMIZE,
+    direction: Annotated[Direction, typer.Option(help="Whether lower or higher values are better.")] = DEFAULTS.direction,
     objective: Annotated[str | None, typer.Option(help="The objective's name, e.g. proxy:gpt or module:function.")] = None,
     space: Annotated[str | None, typer.Option(help="A search-space file (YAML or JSON), or a built-in space's name (hpo spaces list).")] = None,
-    algorithm: Annotated[str, typer.Option(help="The search algorithm's name.")] = "random",
+    algorithm: Annotated[str, typer.Option(help="The search algorithm's name.")] = DEFAULTS.algorithm,
     setting: Annotated[list[str] | None, typer.Option(help="An algorithm setting KEY=VALUE; repeatable.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="A tag KEY=VALUE, e.g. width=256; repeatable.")] = None,
     sweep: Annotated[str | None, typer.Option(help="Group this study into a sweep (created if new).")] = None,
-    heartbeat_timeout: Annotated[float, typer.Option(help="Seconds without a heartbeat before a running trial is re-queued.")] = 60.0,
-    max_retries: Annotated[int, typer.Option(help="Times a lost trial is re-queued before it is marked failed.")] = 2,
+    heartbeat_timeout: Annotated[float, typer.Option(help="Seconds without a heartbeat before a running trial is re-queued.")] = DEFAULTS.heartbeat_timeout,
+    max_retries: Annotated[int, typer.Option(help="Times a lost trial is re-queued before it is marked failed.")] = DEFAULTS.max_retries,
     load_if_exists: Annotated[bool, typer.Option("--load-if-exists", help="Succeed quietly if the study exists.")] = False,
 ) -> None:
     """Create a study."""

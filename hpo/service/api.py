@@ -8,16 +8,19 @@ error is a 4xx with ``{"error": "...", "field": "..."}``: the message and the fi
 from __future__ import annotations
 
 import secrets
+from dataclasses import MISSING
+from dataclasses import fields as dataclass_fields
 from importlib.metadata import version
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.errors import StudyNotFoundError
-from db.models import SORTABLE_TRIAL_COLUMNS, Direction
+from db.models import SORTABLE_TRIAL_COLUMNS
+from db.records import StudySettings
 from hpo.service.errors import APIError
 from hpo.service.records import fit_json, study_json, study_summary, trial_json
 from hpo.service.trial_pages import TrialPages
@@ -44,17 +47,25 @@ def require_token(request: Request, authorization: Annotated[str | None, Header(
 Writer = Depends(require_token)
 
 
-class StudyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _settings_fields() -> dict[str, Any]:
+    """The fields of :class:`StudySettings` as pydantic fields: the same types, defaults and
+    bounds (its fields' metadata), so the body is checked, and documented, by its one home."""
+    hints = get_type_hints(StudySettings)
+    out: dict[str, Any] = {}
+    for f in dataclass_fields(StudySettings):
+        default = {"default": f.default} if f.default_factory is MISSING else {"default_factory": f.default_factory}
+        out[f.name] = (hints[f.name], Field(**default, **f.metadata))
+    out["search_space"] = (str | dict[str, Any] | None, Field(default=None, description="A built-in space's name or a space object."))
+    return out
 
-    name: str = Field(min_length=1, max_length=255)
-    direction: Literal["minimize", "maximize"] = "minimize"
-    search_space: str | dict[str, Any] | None = Field(default=None, description="A built-in space's name or a space object.")
-    algorithm: str = "random"
-    algorithm_settings: dict[str, Any] = Field(default_factory=dict)
-    objective: str | None = None
-    sweep: str | None = Field(default=None, min_length=1, max_length=255)
-    tags: dict[str, Any] = Field(default_factory=dict)
+
+#: The body of ``POST /api/studies``: the study's name and its :class:`StudySettings`.
+StudyCreate = create_model(
+    "StudyCreate",
+    __config__=ConfigDict(extra="forbid"),
+    name=(str, Field(min_length=1, max_length=255)),
+    **_settings_fields(),
+)
 
 
 class Enqueue(BaseModel):
@@ -77,24 +88,15 @@ def list_studies(request: Request, sweep: Annotated[str | None, Query(max_length
 
 
 @router.post("/studies", status_code=201, dependencies=[Writer], summary="Create a study")
-def create_study(request: Request, body: StudyCreate) -> dict[str, Any]:
+def create_study(request: Request, body: StudyCreate) -> dict[str, Any]:  # type: ignore[valid-type]
     from hpo.study import create_study as create
     from search_spaces import get_builtin
 
-    space = body.search_space
-    if isinstance(space, str):
-        space = get_builtin(space)
-    study = create(
-        body.name,
-        request.app.state.store,
-        direction=Direction(body.direction),
-        search_space=space,
-        algorithm=body.algorithm,
-        algorithm_settings=body.algorithm_settings,
-        objective=body.objective,
-        sweep=body.sweep,
-        tags=body.tags,
-    )
+    settings: dict[str, Any] = dict(body)
+    name = settings.pop("name")
+    if isinstance(settings["search_space"], str):
+        settings["search_space"] = get_builtin(settings["search_space"])
+    study = create(name, request.app.state.store, **settings)
     return study_json(study.record)
 
 

@@ -1,7 +1,7 @@
 """initial schema: sweeps, studies, trials, intermediate values
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 from __future__ import annotations
