@@ -755,8 +755,8 @@ def figure(results: dict[str, Any]) -> Figure:
     import matplotlib
 
     benches = list(results["benchmarks"].items())
-    cols = min(3, len(benches))
-    rows = math.ceil((len(benches) + 1) / cols)  # one more panel than problems: the legend's
+    cols = min(3, len(benches) + 1)  # one more panel than problems: the legend's
+    rows = math.ceil((len(benches) + 1) / cols)
     fig = new_figure(6 * cols, 4.4 * rows)
     axes = fig.subplots(rows, cols, squeeze=False).flat
     methods = sorted({m for _, b in benches for m in b["methods"]})
@@ -788,8 +788,8 @@ def figure(results: dict[str, Any]) -> Figure:
         ax.axis("off")
     labels = [f"{m} ({'-'.join(str(n) for n in sorted({min(seeds[m]), max(seeds[m])}))})" for m in handles]
     spare.legend(handles.values(), labels, loc="center", fontsize=9, ncols=2, title="method (seeds)")
-    fig.suptitle("Regret vs budget: ours (solid multi-fidelity, dotted full-fidelity) vs Optuna and Ray Tune "
-                 "(dashed); bar at the budget: final IQR; grey: random's final median")
+    fig.suptitle("Regret vs budget: ours (solid multi-fidelity, dotted full-fidelity) vs Optuna and Ray Tune (dashed)\n"
+                 "bar at the budget: final IQR over seeds; grey: random's final median")
     fig.draw_without_rendering()
     readable_log_axes(fig)
     return fig

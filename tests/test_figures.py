@@ -16,7 +16,6 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -27,14 +26,14 @@ from matplotlib.transforms import Bbox
 
 from benchmarks import hpo_quality, mutransfer, scaling_e2e, scaling_real, service_load, store_throughput, worker_overhead
 from hpo.cli.demo_plots import mutransfer_figure
-from scaling import PUBLISHED_LAWS, Run, fit_runs, optima_of
+from scaling import fit_runs, optima_of
 from scaling.laws import Law, PowerLaw
 from scaling.plot import fit_figure
 from scaling.transfer import check_transfer
+from tests.test_scaling import STEP, synthetic_runs
 from workers.proxies.coord_check import coord_check
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-STEP = PUBLISHED_LAWS["steplaw"]
 #: Pixels two boxes may share before they count as overlapping (antialiased edges touch).
 SLACK = 1.0
 
@@ -160,21 +159,6 @@ def test_a_benchmark_figure_drawn_from_its_committed_results_is_readable(stem: s
 
 
 # ------------------------------------------------------------------ the CLI's and the demo's
-
-
-def synthetic_runs(law: Law, ns: list[float], ds: list[float], seed: int = 0,
-                   batch_offsets: Any = np.arange(-2, 2.01, 1.0)) -> list[Run]:
-    """A convex bowl in (log2 lr, log2 batch) around the law's optimum, with a little noise."""
-    rng = np.random.default_rng(seed)
-    runs = []
-    for n in ns:
-        for d in ds:
-            lr0, b0 = law.predict(n, d)
-            for dx in np.arange(-2, 2.01, 0.5):
-                for dy in batch_offsets:
-                    loss = 3.0 * (1 + 0.01 * dx * dx + 0.005 * dy * dy) * (1 + 0.002 * rng.standard_normal())
-                    runs.append(Run(n, d, lr0 * 2**dx, b0 * 2**dy, loss))
-    return runs
 
 
 def test_the_fit_figure_is_readable_with_a_target_and_with_a_borrowed_batch_law() -> None:
