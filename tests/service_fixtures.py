@@ -42,8 +42,8 @@ def build_store(path: Path) -> str:
         for lr in LRS:
             st.enqueue({"learning_rate": lr})
             trial = st.claim("fixture")
-            st.report(trial, 1.0, sweep_loss(width, lr) + 0.5)
-            st.complete(trial, sweep_loss(width, lr))
+            trial.report(1.0, sweep_loss(width, lr) + 0.5)
+            trial.complete(sweep_loss(width, lr))
     runs = []
     rng = np.random.default_rng(0)
     law = scaling.PUBLISHED_LAWS["steplaw"]
@@ -87,3 +87,24 @@ def serving(url: str, *, token: str | None = TOKEN) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def build_large_study(url: str, n: int, *, name: str = "large", curves: int = 400) -> None:
+    """A Branin study with ``n`` completed trials through the store's queue (one enqueue,
+    then a claim and a finish each); the last ``curves`` also report an intermediate value."""
+    import random
+
+    from db.models import TrialState
+
+    study = hpo.create_study(name, url, search_space=get_builtin("branin"))
+    rng = random.Random(0)
+    study.enqueue_many([{"x1": rng.uniform(-5, 10), "x2": rng.uniform(0, 15)} for _ in range(n)], budget=1.0)
+    store = study.store
+    branin, noise = PROBLEMS["branin"], np.random.default_rng(0)
+    for i in range(n):
+        trial = store.claim(study.id, "bulk")
+        assert trial is not None
+        value = float(branin.evaluate(trial.params, 1.0, noise))
+        if i >= n - curves:
+            store.report(trial.id, "bulk", 0.5, value + 1.0)
+        store.finish(trial.id, "bulk", TrialState.COMPLETED, value=value)

@@ -17,7 +17,6 @@ from db.records import StudySettings
 from hpo.cli.errors import CLIError
 from hpo.cli.options import StorageOption, console, parse_key_values
 from hpo.cli.spaces_commands import resolve_space
-from hpo.export import study_dict
 from hpo.study import create_study, delete_study, list_studies, load_study
 from search_spaces import SearchSpace
 
@@ -77,16 +76,9 @@ def list_command(
     """List the studies with their trials by state and best value."""
     summaries = list_studies(storage, sweep=sweep)
     if as_json:
-        rows = [
-            {
-                **study_dict(s.study),
-                "counts": {state.value: n for state, n in s.counts.items()},
-                "best_value": s.best_value,
-                "last_activity": _iso(s.last_activity),
-            }
-            for s in summaries
-        ]
-        print(json.dumps(rows, indent=1))
+        from hpo.service.records import studies_json
+
+        print(json.dumps(studies_json(summaries), indent=1, allow_nan=False))
         return
     if not summaries:
         console.print("no studies yet: create one with `hpo study create NAME`")
@@ -198,10 +190,6 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
-
-
-def _iso(stamp: datetime | None) -> str | None:
-    return None if stamp is None else stamp.isoformat() + "Z"
 
 
 def _when(stamp: datetime | None) -> str:

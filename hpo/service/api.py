@@ -22,7 +22,7 @@ from db.errors import StudyNotFoundError
 from db.models import SORTABLE_TRIAL_COLUMNS
 from db.records import StudySettings
 from hpo.service.errors import APIError
-from hpo.service.records import fit_json, study_json, study_summary, trial_json
+from hpo.service.records import fit_json, studies_json, study_json, study_summary, trial_json
 from hpo.service.trial_pages import TrialPages
 
 router = APIRouter(prefix="/api")
@@ -84,7 +84,7 @@ async def health() -> dict[str, str]:
 
 @router.get("/studies", summary="Every study with its trials by state, best value and last activity")
 def list_studies(request: Request, sweep: Annotated[str | None, Query(max_length=255)] = None) -> list[dict[str, Any]]:
-    return [study_json(s.study, s) for s in request.app.state.store.list_studies(sweep=sweep)]
+    return studies_json(request.app.state.store.list_studies(sweep=sweep))
 
 
 @router.post("/studies", status_code=201, dependencies=[Writer], summary="Create a study")

@@ -10,7 +10,7 @@ from db.store import Store
 def create_app(storage: str | None = None, *, token: str | None = None) -> FastAPI:
     """The app over the store at ``storage`` (default ``$HPO_STORAGE``, else ./hpo.db); writes
     need ``token`` as a bearer token, and without one the API is read-only."""
-    from hpo.service import api, errors, pages
+    from hpo.service import api, dashboard_api, errors, pages
     from hpo.service.recommender import AnsweredQueries, Recommender
     from hpo.service.trial_pages import TrialPages
 
@@ -25,6 +25,7 @@ def create_app(storage: str | None = None, *, token: str | None = None) -> FastA
     app.state.token = token
     errors.install(app)
     app.include_router(api.router)
+    dashboard_api.install(app)
     app.get("/recommend", include_in_schema=False)(api.recommend_json)
     app.include_router(pages.router)
     app.add_middleware(AnsweredQueries, recommender=app.state.recommender)

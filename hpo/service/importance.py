@@ -1,9 +1,15 @@
 """Parameter importances through Optuna's fANOVA evaluator on a study's
-completed trials, copied into an in-memory Optuna study with the distributions of our space."""
+completed trials, copied into an in-memory Optuna study with the distributions of our space.
+
+Optuna's default forest (64 trees, unbounded depth) grows with the trials compared and takes
+seconds on a few hundred, which no page can wait for; so at most ``MAX_TRIALS`` trials are
+compared (a seeded sample, so a study's answer is stable) by a smaller forest, and the method
+text says both."""
 
 from __future__ import annotations
 
 import math
+import random
 import warnings
 from collections.abc import Sequence
 
@@ -12,6 +18,9 @@ from db.records import FrozenTrial
 from search_spaces import SearchSpace
 
 MIN_TRIALS = 8
+#: Trials compared at most (a seeded sample of the rest is dropped).
+MAX_TRIALS = 2000
+N_TREES, MAX_DEPTH = 32, 6
 
 
 def importances(
@@ -37,6 +46,9 @@ def importances(
         return None, f"needs {MIN_TRIALS} completed trials at one budget and 2 searched parameters"
     budget = max(enough)
     done = by_budget[budget]
+    sampled = len(done) > MAX_TRIALS
+    if sampled:
+        done = sorted(random.Random(0).sample(done, MAX_TRIALS), key=lambda t: t.number)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize" if maximize else "minimize")
     for t in done:
@@ -44,6 +56,7 @@ def importances(
         study.add_trial(optuna.trial.create_trial(params=params, distributions={k: dists[k] for k in params}, value=t.value))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scores = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
+        scores = get_param_importances(study, evaluator=FanovaImportanceEvaluator(n_trees=N_TREES, max_depth=MAX_DEPTH, seed=0))
     at = f" at budget {budget:g}" if budget else ""
-    return {k: float(v) for k, v in scores.items()}, f"fANOVA over {len(done)} trials{at}"
+    of = f"a sample of {len(done)} of {len(by_budget[budget])}" if sampled else str(len(done))
+    return {k: float(v) for k, v in scores.items()}, f"fANOVA ({N_TREES} trees, depth {MAX_DEPTH}) over {of} trials{at}"

@@ -1,15 +1,18 @@
-"""The dashboard: server-rendered pages (studies, one study, a sweep across proxy sizes,
-scaling laws) with matplotlib SVG charts, refreshed in place every few seconds while open.
+"""The dashboard's pages: studies, one study, a sweep across proxy sizes, scaling laws.
 
-No template engine and no JavaScript framework: the pages are small, the markup is built
-with escaping in one place (:func:`_e`), and the only script swaps ``<main>`` for a fresh copy.
+The server routes the pages and renders their tables; the charts are Plotly charts that the
+page's script (``static/``) draws in the browser from the page's JSON document
+(:mod:`hpo.service.dashboard_api`). A study or sweep page polls its document while visible
+and, when the version changes, redraws its charts and swaps in the blocks marked
+``data-live`` from a fresh copy of the page, so counts and tables follow the charts. No
+template engine: the markup is built with escaping in one place (:func:`_e`).
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
-from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -20,14 +23,20 @@ from db.errors import StudyNotFoundError
 from db.models import SORTABLE_TRIAL_COLUMNS, TrialState
 from db.records import FrozenTrial
 from db.store import STOPPED_TAG, StudySummary
-from hpo.service import charts
 from hpo.service.records import study_summary
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
-REFRESH_MS = 5000
-_CACHE_SIZE = 32
+STATE_COLORS = {
+    "completed": "#2f7ed8",
+    "pruned": "#f0a030",
+    "failed": "#d9534f",
+    "diverged": "#8e44ad",
+    "running": "#5cb85c",
+    "queued": "#999999",
+}
+STUDY_CHARTS = ("history", "intermediate", "parallel", "contour", "slice", "importance")
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#f6f7f9}
@@ -36,8 +45,8 @@ header a{color:#cfe3ff;text-decoration:none;font-weight:500}header .brand{font-w
 main{padding:16px 24px;max-width:1400px}
 h1{font-size:22px;margin:8px 0 4px}h2{font-size:16px;margin:18px 0 8px}
 .card{background:#fff;border:1px solid #e2e5ea;border-radius:6px;padding:12px 14px;margin-bottom:14px}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:14px}
-.grid .card svg{max-width:100%;height:auto}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:14px}
+.chart{min-height:360px}.chart .plot{height:340px}.chart.wide .plot{height:420px}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:5px 8px;border-bottom:1px solid #eceef1;text-align:left}
 th{background:#fafbfc;font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 th a{color:#222;text-decoration:none}th a.on{color:#2f7ed8}
@@ -47,20 +56,7 @@ th a{color:#222;text-decoration:none}th a.on{color:#2f7ed8}
 .filters a{margin-right:10px;font-size:13px}.filters a.on{font-weight:700}
 .pager{margin-top:8px;font-size:13px}.pager a{margin-right:12px}
 form.inline input{width:120px;margin-right:8px}form.inline button{padding:3px 12px}
-.warn{color:#9a6700;font-size:13px}
-"""
-
-SCRIPT = f"""
-setInterval(async () => {{
-  if (document.visibilityState !== 'visible') return;
-  try {{
-    const r = await fetch(location.href, {{headers: {{'X-Refresh': '1'}}}});
-    if (!r.ok) return;
-    const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
-    const fresh = doc.querySelector('main');
-    if (fresh) {{ document.querySelector('main').innerHTML = fresh.innerHTML; }}
-  }} catch (e) {{}}
-}}, {REFRESH_MS});
+.warn{color:#9a6700;font-size:13px}.note{color:#777;font-size:12px}
 """
 
 
@@ -72,25 +68,33 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return f"{value:.6g}"
+        return str(value) if not math.isfinite(value) else f"{value:.6g}"
     return _e(value)
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def _page(title: str, body: str, status: int = 200, scripts: tuple[str, ...] = (), data: dict[str, Any] | None = None) -> HTMLResponse:
+    sources = ("/static/plotly.min.js", "/static/hpo/common.js", *scripts) if scripts else ()
+    tags = "".join(f'<script src="{src}"></script>' for src in sources)
+    attrs = "".join(f' data-{k}="{_e(v)}"' for k, v in (data or {}).items())
+    # the page's document is fetched while plotly.js loads (common.js takes this first answer)
+    early = (f"<script>window.hpoFirstFetch = fetch({json.dumps(data['document'])}, {{cache: 'no-store'}});</script>"
+             if data and "document" in data else "")
     doc = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)} · hposcale</title>
-<style>{CSS}</style></head><body>
+<style>{CSS}</style>{early}</head><body>
 <header><span class="brand">hposcale</span><a href="/">Studies</a><a href="/scaling">Scaling</a>
 <a href="/docs">API</a></header>
-<main>{body}</main><script>{SCRIPT}</script></body></html>"""
+<main{attrs}>{body}</main>{tags}</body></html>"""
     return HTMLResponse(doc, status_code=status)
+
+
+def _not_found(message: str) -> HTMLResponse:
+    return _page("Not found", f'<h1>Not found</h1><div class="card" id="not-found">{_e(message)}</div>', status=404)
 
 
 def _pills(counts: dict[TrialState, int]) -> str:
     return "".join(
-        f'<span class="pill" style="background:{charts.STATE_COLORS[s.value]}" title="{s.value}">{s.value} {n}</span>'
+        f'<span class="pill" style="background:{STATE_COLORS[s.value]}" title="{s.value}">{s.value} {n}</span>'
         for s, n in counts.items()
         if n
     ) or '<span class="meta">no trials</span>'
@@ -121,34 +125,6 @@ def studies_page(request: Request) -> HTMLResponse:
     return _page("Studies", body)
 
 
-def _charts(request: Request, summary: StudySummary, trials: list[FrozenTrial]) -> dict[str, str]:
-    """The study's charts, cached until its trials change."""
-    from hpo.service.importance import importances
-    from search_spaces import SearchSpace
-
-    cache: OrderedDict[Any, dict[str, str]] = request.app.state.__dict__.setdefault("chart_cache", OrderedDict())
-    key = (summary.study.id, summary.n_trials, tuple(summary.counts.values()), summary.last_activity, summary.best_value)
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
-    maximize = summary.study.direction.maximize
-    space_dict = summary.study.search_space
-    space = SearchSpace.from_dict(space_dict) if space_dict else None
-    scores, why = importances(trials, space, maximize)
-    drawn = {
-        "best": charts.best_over_time(trials, maximize),
-        "curves": charts.learning_curves(trials),
-        "rungs": charts.rungs(trials),
-        "scatter": charts.param_scatter(trials, space_dict),
-        "parallel": charts.parallel_coordinates(trials, space_dict, maximize),
-        "importance": charts.importances(scores, why),
-    }
-    cache[key] = drawn
-    while len(cache) > _CACHE_SIZE:
-        cache.popitem(last=False)
-    return drawn
-
-
 def _trials_table(name: str, trials: list[FrozenTrial], total: int, params: list[str], query: dict[str, Any]) -> str:
     def link(**changes: Any) -> str:
         merged = {**query, **changes}
@@ -168,7 +144,7 @@ def _trials_table(name: str, trials: list[FrozenTrial], total: int, params: list
     )
     rows = "".join(
         f'<tr data-state="{t.state.value}"><td class="num">{t.number}</td>'
-        f'<td><span class="pill" style="background:{charts.STATE_COLORS[t.state.value]}">{t.state.value}</span></td>'
+        f'<td><span class="pill" style="background:{STATE_COLORS[t.state.value]}">{t.state.value}</span></td>'
         f'<td class="num value">{_fmt(t.value)}</td><td class="num">{_fmt(t.budget)}</td>'
         + "".join(f'<td class="num">{_fmt(t.params.get(p))}</td>' for p in params)
         + f'<td>{_e(t.worker_id or "-")}</td><td class="num">{_fmt(t.duration_s)}</td></tr>'
@@ -190,6 +166,11 @@ def _trials_table(name: str, trials: list[FrozenTrial], total: int, params: list
 <div class="pager">{pager}</div>"""
 
 
+def _chart(name: str, title: str, extra: str = "", wide: bool = False) -> str:
+    return (f'<div class="card chart{" wide" if wide else ""}" id="chart-{name}"><h2>{title}</h2>{extra}'
+            f'<div class="note" id="note-{name}"></div><div class="plot"></div></div>')
+
+
 @router.get("/studies/{name}", response_class=HTMLResponse)
 def study_page(
     request: Request, name: str, sort: str = "number", order: str = "desc", state: str = "", page: int = 1
@@ -198,139 +179,88 @@ def study_page(
     try:
         summary = study_summary(store, name)
     except StudyNotFoundError as exc:
-        return _page("Not found", f'<h1>Not found</h1><div class="card">{_e(exc)}</div>', status=404)
+        return _not_found(str(exc))
     record = summary.study
     sort = sort if sort in SORTABLE_TRIAL_COLUMNS else "number"
     order = order if order in ("asc", "desc") else "desc"
     state = state if state in {s.value for s in TrialState} else ""
     page = max(1, page)
-    trials = store.trials(record.id)
     total, shown = store.trial_page(
         record.id, states=[TrialState(state)] if state else None, sort=sort, descending=order == "desc",
         offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE,
     )
-    drawn = _charts(request, summary, trials)
-    best = summary.best_value
-    completed = [t for t in trials if t.state is TrialState.COMPLETED and t.value is not None]
-    best_trial = None
-    if completed:
-        top = max(t.budget or 0 for t in completed)
-        at_top = [t for t in completed if (t.budget or 0) == top]
-        best_trial = record.direction.best_of(at_top, key=lambda t: float(t.value or 0.0))
-    params = charts.numeric_params(trials)[:6] or sorted({k for t in trials for k in t.params})[:6]
-    stopped = f' <span class="pill" style="background:#d9534f">stopped {_e(record.tags[STOPPED_TAG])}</span>' if STOPPED_TAG in record.tags else ""
     space = record.search_space or {}
+    params = list(space.get("parameters") or {})[:6] or sorted({k for t in shown for k in t.params})[:6]
+    stopped = f' <span class="pill" style="background:#d9534f">stopped {_e(record.tags[STOPPED_TAG])}</span>' if STOPPED_TAG in record.tags else ""
     fidelity = space.get("fidelity")
-    best_line = "no completed trial yet"
-    if best_trial is not None:
-        shown_params = ", ".join(f"{k}={_fmt(v)}" for k, v in best_trial.params.items())
-        best_line = f"trial {best_trial.number} at budget {_fmt(best_trial.budget)}: <b id=best-value>{_fmt(best_trial.value)}</b> ({shown_params})"
+    pick = '<label>x <select id="contour-x"></select></label> <label>y <select id="contour-y"></select></label>'
     body = f"""<h1>{_e(record.name)}{stopped}</h1>
 <div class="card meta">algorithm <b>{_e(record.algorithm)}</b> · {_e(record.direction.value)} · objective <b>{_e(record.objective or '-')}</b>
  · sweep <b>{_e(record.sweep or '-')}</b> · {len(space.get('parameters') or {})} parameters
  {f"· fidelity <b>{_e(fidelity.get('name'))}</b> {_fmt(fidelity.get('min'))}..{_fmt(fidelity.get('max'))}" if fidelity else ''}
-<br>{_pills(summary.counts)} · best value at any budget <b class="best">{_fmt(best)}</b><br>best at the largest budget: {best_line}</div>
-<div class="grid">
-<div class="card chart" id="chart-best">{drawn['best']}</div><div class="card chart" id="chart-curves">{drawn['curves']}</div>
-<div class="card chart" id="chart-rungs">{drawn['rungs']}</div><div class="card chart" id="chart-importance">{drawn['importance']}</div>
-</div>
-<div class="card chart" id="chart-scatter">{drawn['scatter']}</div>
-<div class="card chart" id="chart-parallel">{drawn['parallel']}</div>
-<h2>Trials</h2><div class="card">{_trials_table(name, shown, total, params, {"sort": sort, "order": order, "state": state, "page": page})}</div>"""
-    return _page(record.name, body)
+<div id="summary" data-live>{_pills(summary.counts)} · best value at any budget <b class="best">{_fmt(summary.best_value)}</b></div>
+best at the largest budget: <span id="best-trial">no completed trial yet</span></div>
+<div class="grid">{_chart("history", "Optimization history")}{_chart("intermediate", "Intermediate values")}
+{_chart("contour", "Contour", pick)}{_chart("importance", "Parameter importance")}</div>
+{_chart("slice", "Slice", wide=True)}{_chart("parallel", "Parallel coordinates", wide=True)}
+<h2>Trials</h2><div class="card" id="trials-card" data-live>{_trials_table(name, shown, total, params, {"sort": sort, "order": order, "state": state, "page": page})}</div>"""
+    url = f"/api/studies/{quote(name, safe='')}/dashboard"
+    return _page(record.name, body, scripts=("/static/hpo/study.js",), data={"document": url})
 
 
 @router.get("/sweeps/{name}", response_class=HTMLResponse)
-def sweep_page(request: Request, name: str) -> HTMLResponse:
-    """The muTransfer picture: each study of the sweep (a proxy size) as loss against learning
-    rate at its largest budget, with its best marked."""
-    store = request.app.state.store
-    summaries = store.list_studies(sweep=name)
-    if not summaries:
-        return _page("Not found", f'<h1>Not found</h1><div class="card">no sweep named {_e(name)!s} with studies</div>', status=404)
-    curves: dict[str, list[tuple[float, float]]] = {}
-    optima: dict[str, tuple[float, float]] = {}
-    rows = []
-    for s in summaries:
-        done = [t for t in store.trials(s.study.id, states=[TrialState.COMPLETED]) if t.value is not None and "learning_rate" in t.params]
-        if not done:
-            continue
-        top = max((t.budget or 0) for t in done)
-        points = [(float(t.params["learning_rate"]), float(t.value)) for t in done if (t.budget or 0) == top]
-        size = s.study.tags.get("width") or next((t.attrs.get("n_params") for t in done if "n_params" in t.attrs), None)
-        label = f"{s.study.name} ({'width ' + str(size) if 'width' in s.study.tags else f'N={size:.3g}' if size else 'size ?'})"
-        curves[label] = points
-        best = s.study.direction.best_of(points, key=lambda p: p[1])
-        optima[label] = best
-        rows.append(f"<tr><td>{_study_link(s.study.name)}</td><td class=num>{_fmt(size)}</td><td class=num>{len(points)}</td>"
-                    f"<td class=num>{_fmt(top or None)}</td><td class='num opt-lr'>{_fmt(best[0])}</td><td class=num>{_fmt(best[1])}</td></tr>")
+async def sweep_page(request: Request, name: str) -> HTMLResponse:
+    """The muTransfer picture (drawn by ``sweep.js``) and each study's best and optimum."""
+    from hpo.service.dashboard_api import sweep_document
+
+    found = await sweep_document(request.app.state, name)
+    if found is None:
+        return _not_found(f"no sweep named {name!r} with studies")
+    doc = json.loads(found[1])
+    rows = "".join(
+        f"<tr><td>{_study_link(c['study'])}</td><td class=num>{_fmt(c['size'])}</td><td class=num>{len(c['trials']['number'])}</td>"
+        f"<td class=num>{_fmt(c['budget'])}</td><td class='num opt-lr'>{_fmt(c['best']['learning_rate'])}</td>"
+        f"<td class=num>{_fmt(c['best']['value'])}</td>"
+        + (f"<td class='num optimum'>{_fmt(c['optimum']['learning_rate'])}</td>"
+           f"<td class=num>{_fmt(c['optimum']['interval'][0])} .. {_fmt(c['optimum']['interval'][1])}</td>"
+           if c["optimum"] else "<td class=num>-</td><td class=num>-</td>")
+        + "</tr>"
+        for c in doc["curves"]
+    )
     table = ("<table id=sweep-optima><thead><tr><th>study</th><th class=num>size</th><th class=num>trials</th>"
-             "<th class=num>budget</th><th class=num>best learning rate</th><th class=num>its loss</th></tr></thead>"
-             f"<tbody>{''.join(rows)}</tbody></table>") if rows else ""
-    body = f"""<h1>Sweep {_e(name)}</h1><div class="card chart" id="chart-mutransfer">{charts.mutransfer(curves, optima)}</div>
-<div class="card">{table or '<div class=empty>no completed trial with a learning rate yet</div>'}</div>"""
-    return _page(f"sweep {name}", body)
+             "<th class=num>budget</th><th class=num>best learning rate</th><th class=num>its loss</th>"
+             "<th class=num>optimum (quadratic)</th><th class=num>within 0.25% of best</th></tr></thead>"
+             f"<tbody>{rows}</tbody></table>") if rows else "<div class=empty>no completed trial with a learning rate yet</div>"
+    body = f"""<h1>Sweep {_e(name)}</h1>{_chart("mutransfer", "Loss against learning rate by size", wide=True)}
+<div class="card" id="sweep-table" data-live>{table}</div>"""
+    url = f"/api/sweeps/{quote(name, safe='')}/dashboard"
+    return _page(f"sweep {name}", body, scripts=("/static/hpo/sweep.js",), data={"document": url})
 
 
 @router.get("/scaling", response_class=HTMLResponse)
-def scaling_page(
-    request: Request, params: str = "", tokens: str = "", seq_len: str = "4096", law: str = ""
-) -> HTMLResponse:
-    from scaling.fitting import fit_from_report, origin_note
-    from scaling.plot import plot_fit
+def scaling_page(request: Request) -> HTMLResponse:
+    """The stored fits' laws (drawn by ``scaling.js``) and a form for a target: its
+    recommendation comes from ``GET /api/recommend`` and it is plotted on every law."""
+    from scaling.report import FitReport, TargetReport
 
-    store = request.app.state.store
-    form = f"""<form class="inline" method="get" action="/scaling">N (non-embedding parameters) <input name="params" value="{_e(params)}" placeholder="7e9">
-D (tokens) <input name="tokens" value="{_e(tokens)}" placeholder="2e12"> sequence length <input name="seq_len" value="{_e(seq_len)}">
-<button type="submit">Recommend</button></form>"""
-    result = ""
-    target = None
-    if params or tokens:
-        result, target = _recommendation(request.app.state, params, tokens, seq_len, law)
-    fits = store.list_fits()
+    form = """<form class="inline" id="target-form">N (non-embedding parameters) <input name="params" placeholder="7e9">
+D (tokens) <input name="tokens" placeholder="2e12"> sequence length <input name="seq_len" value="4096">
+<button type="submit">Recommend</button></form><div id="recommendation"></div>"""
     sections = []
-    for record in fits:
-        picture = plot_fit(fit_from_report(record.name, record.report), None, target=target)
-        report = record.report
-        lr_v, b_v = report["learning_rate"]["validation"], report["batch_size"]["validation"]
-        def err(v: dict[str, Any]) -> str:
-            return "-" if v.get("error") is None else f"{100 * v['error']:.1f}%"
+    for record in request.app.state.store.list_fits():
+        report = FitReport.from_dict(record.report)
+
+        def err(t: TargetReport) -> str:
+            return "-" if t.held_out_error is None else f"{100 * t.held_out_error:.1f}%"
+
+        lr, batch = report.learning_rate, report.batch_size
         sections.append(
-            f"""<div class="card fit" id="fit-{_e(record.name)}"><h2>{_e(record.name)} <span class="meta">{_e(record.form)} form · {_e(record.source)}</span></h2>
-<div class="meta">learning rate <b>{_e(report['learning_rate']['formula'])}</b> (held-out error {err(lr_v)}) ·
-batch size <b>{_e(report['batch_size']['formula'])}</b> tokens{_e(origin_note(report['batch_size']))} (held-out error {err(b_v)})</div>{picture}</div>"""
+            f"""<div class="card fit" id="fit-{_e(record.name)}" data-fit="{_e(record.name)}"><h2>{_e(record.name)} <span class="meta">{_e(record.form)} form · {_e(record.source)}</span></h2>
+<div class="meta">learning rate <b>{_e(lr.formula)}</b> (held-out error {err(lr)}) ·
+batch size <b>{_e(batch.formula)}</b> tokens{_e(batch.origin_note)} (held-out error {err(batch)})</div>
+<div class="note">band: 90% bootstrap · points: the fitted cells' optima · dashed: extrapolation · star: the target</div>
+<div class="fit-charts"></div></div>"""
         )
-    body = f"""<h1>Scaling laws</h1><div class="card">{form}{result}</div>
-{''.join(sections) or '<div class="card empty">No fitted law yet: hpo scaling fit --sweep NAME (published laws are always in the table above)</div>'}"""
-    return _page("Scaling", body)
-
-
-def _recommendation(state: Any, params: str, tokens: str, seq_len: str, law: str) -> tuple[str, tuple[float, float] | None]:
-    from scaling.published import PUBLISHED_LAWS
-    from scaling.recommend import recommend_with
-
-    try:
-        n, d, s = float(params), float(tokens), int(seq_len)
-        if not (n > 0 and d > 0 and s > 0 and math.isfinite(n) and math.isfinite(d)):
-            raise ValueError
-    except ValueError:
-        return '<p class="warn" id="recommend-error">N, D and the sequence length must be positive numbers, e.g. 7e9 and 2e12.</p>', None
-    laws = list(PUBLISHED_LAWS.values()) + list(state.recommender.laws().values())
-    if law:
-        laws = [item for item in laws if item.name == law] or laws
-    recs = [recommend_with(item, n, d, seq_len=s) for item in laws]
-
-    def interval(pair: Any, fmt: str) -> str:
-        return "-" if pair is None else f"{pair[0]:{fmt}} .. {pair[1]:{fmt}}"
-
-    rows = "".join(
-        f"<tr><td>{_e(r.law)}</td><td class='num lr'>{r.learning_rate:.3g}</td><td class=num>{interval(r.learning_rate_interval, '.3g')}</td>"
-        f"<td class=num>{r.batch_size_tokens:,}</td><td class='num seqs'>{r.batch_size_sequences:,}</td>"
-        f"<td class=num>{interval(r.batch_size_sequences_interval, ',')}</td></tr>"
-        for r in recs
-    )
-    warnings = "".join(f'<div class="warn">{_e(r.law)}: {_e(w)}</div>' for r in recs for w in r.warnings)
-    table = f"""<h2>N = {n:.3g}, D = {d:.3g}, sequences of {s}</h2><table id="recommendations"><thead><tr><th>law</th>
-<th class=num>learning rate</th><th class=num>interval</th><th class=num>batch (tokens)</th><th class=num>batch (sequences)</th>
-<th class=num>interval (sequences)</th></tr></thead><tbody>{rows}</tbody></table>{warnings}"""
-    return table, (n, d)
+    body = f"""<h1>Scaling laws</h1><div class="card">{form}</div>
+{''.join(sections) or '<div class="card empty">No fitted law yet: hpo scaling fit --sweep NAME (published laws are always in the recommendations)</div>'}"""
+    return _page("Scaling", body, scripts=("/static/hpo/scaling.js",))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from db.records import FitRecord, FrozenTrial, StudyRecord
 from db.store import STOPPED_TAG, Store, StudySummary
+from scaling.report import FitReport
 
 
 def number(value: float | None) -> float | None:
@@ -16,6 +20,19 @@ def number(value: float | None) -> float | None:
 
 def when(stamp: datetime | None) -> str | None:
     return None if stamp is None else stamp.isoformat(timespec="seconds") + "Z"
+
+
+def encode(doc: Any) -> bytes:
+    """JSON as the API sends it: compact, UTF-8, and an error rather than a NaN."""
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def versioned(doc: dict[str, Any]) -> tuple[str, bytes]:
+    """(version, ``doc`` encoded with ``"version"`` first): the version is a hash of the rest,
+    so every server process gives the same content the same version."""
+    body = encode(doc)
+    version = hashlib.blake2b(body, digest_size=8).hexdigest()
+    return version, b'{"version":"%s",' % version.encode() + body[1:]
 
 
 def study_summary(store: Store, name: str) -> StudySummary:
@@ -48,6 +65,11 @@ def study_json(record: StudyRecord, summary: StudySummary | None = None) -> dict
     return out
 
 
+def studies_json(summaries: Sequence[StudySummary]) -> list[dict[str, Any]]:
+    """The study listing of ``GET /api/studies`` and ``hpo study list --json`` alike."""
+    return [study_json(s.study, s) for s in summaries]
+
+
 def trial_json(trial: FrozenTrial, *, curve: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "number": trial.number,
@@ -71,16 +93,17 @@ def trial_json(trial: FrozenTrial, *, curve: bool = True) -> dict[str, Any]:
 
 def fit_json(record: FitRecord, *, full: bool = False) -> dict[str, Any]:
     report = record.report
+    parsed = FitReport.from_dict(report)
     out = {
         "name": record.name,
         "sweep": record.sweep,
         "source": record.source,
         "form": record.form,
         "created_at": when(record.created_at),
-        "learning_rate": report["learning_rate"]["formula"],
-        "batch_size": report["batch_size"]["formula"],
+        "learning_rate": parsed.learning_rate.formula,
+        "batch_size": parsed.batch_size.formula,
         "fitted_range": report.get("fitted_range"),
     }
     if full:
-        out["report"] = {k: v for k, v in report.items() if k != "bootstrap"}
+        out["report"] = parsed.to_dict(bootstrap=False)
     return out

@@ -17,7 +17,6 @@ studies read most recently.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 from collections import OrderedDict
@@ -31,6 +30,7 @@ from db.errors import StudyNotFoundError
 from db.models import TrialState
 from db.records import FrozenTrial
 from db.store import HistoryCache, Store
+from hpo.service.records import encode as encode_json
 from hpo.service.records import trial_json
 
 #: How long a study's trials are served before the store is read again.
@@ -64,11 +64,11 @@ _KEYS: dict[str, Callable[[FrozenTrial], Any]] = {
 
 def encode(trial: FrozenTrial) -> bytes:
     """A trial as the API shows it, encoded as FastAPI would (compact, UTF-8, no NaN)."""
-    return json.dumps(trial_json(trial), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return encode_json(trial_json(trial))
 
 
 @dataclass(frozen=True)
-class _Snapshot:
+class Snapshot:
     """A study's trials at one read, each with its encoding, and the orders asked of them.
     Replaced whole by a read that changed anything, so a page never mixes two reads."""
 
@@ -92,7 +92,7 @@ class _Snapshot:
         return order
 
 
-_EMPTY = _Snapshot([], {})
+_EMPTY = Snapshot([], {})
 
 
 @dataclass
@@ -101,7 +101,7 @@ class _Study:
 
     study_id: int
     history: HistoryCache = field(default_factory=lambda: HistoryCache(with_intermediate=True))
-    snapshot: _Snapshot = _EMPTY
+    snapshot: Snapshot = _EMPTY
     read_at: float = -math.inf
 
     def read(self, store: Store) -> None:
@@ -116,7 +116,7 @@ class _Study:
                 encoded[trial.number] = (trial, encode(trial))
                 changed = True
         if changed:
-            self.snapshot = _Snapshot(trials, encoded)
+            self.snapshot = Snapshot(trials, encoded)
         self.read_at = time.monotonic()
 
 
@@ -139,6 +139,12 @@ class TrialPages:
         order = snapshot.ordered(frozenset(states) if states else None, sort, descending)
         head = b'{"total":%d,"offset":%d,"limit":%d,"trials":[' % (len(order), offset, limit)
         return head + b",".join(order[offset : offset + limit]) + b"]}"
+
+    async def snapshot(self, name: str) -> Snapshot:
+        """The study's trials as last read (at most ``ttl_s`` old); StudyNotFoundError if there
+        is no study ``name``. A new object exactly when anything changed, so what is derived
+        from it (the dashboard's charts) can be kept by its identity."""
+        return (await self._fresh(name)).snapshot
 
     def forget(self, name: str) -> None:
         """Read ``name`` afresh on its next page (this server just wrote to it)."""
