@@ -72,6 +72,8 @@ class CoordCheck:
         from matplotlib.figure import Figure
         from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
+        from scaling.plot import readable_log_axes
+
         fig = Figure(figsize=(3.2 * self.steps + 1.6, 3.6), layout="constrained")
         axes = fig.subplots(1, self.steps, sharey=True, squeeze=False)
         for t, ax in enumerate(axes[0]):
@@ -88,6 +90,8 @@ class CoordCheck:
         axes[0][0].set_ylabel("activation RMS")
         axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
         fig.suptitle(f"coordinate check: {self.model}, {self.param}, lr {self.lr:g}")
+        fig.draw_without_rendering()  # lay out first: the tick density reads the panels' sizes
+        readable_log_axes(fig)
         return fig
 
 
