@@ -7,7 +7,6 @@ store, so a handle in one process sees what workers in other processes did.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import time
@@ -22,6 +21,7 @@ from db.models import Direction, TrialState
 from db.records import FrozenTrial, StudyRecord, StudySettings
 from db.store import STOPPED_TAG, HistoryCache, NewTrial, Recovery, Store, StudySummary, open_store
 from hpo.algorithms import Algorithm, History, algorithm_class, make_algorithm
+from hpo.trial import HeldTrial
 from search_spaces import SearchSpace, config_hash
 
 if TYPE_CHECKING:
@@ -70,38 +70,22 @@ class Study:
         return None if stored is None else SearchSpace.from_dict(stored, source=f"study {self.name!r}")
 
     @cached_property
-    def algorithm_instance(self) -> Algorithm:
+    def algorithm(self) -> Algorithm:
         """The study's algorithm, rebuilt from its name, settings and space (it keeps nothing but
-        caches of what it derived from the history, so any process decides alike)."""
+        caches of what it derived from the history, so any process decides alike). Its name
+        and settings as stored are ``record.algorithm`` and ``record.algorithm_settings``."""
         if self.search_space is None:
             raise StoreError(
                 f"study {self.name!r} has no search space, so its algorithm cannot propose trials; "
                 "enqueue configurations instead, or create the study with a search space"
             )
-        return make_algorithm(self.algorithm, self.search_space, self.direction, self.algorithm_settings)
-
-    @property
-    def objective(self) -> str | None:
-        return self._record.objective
-
-    @property
-    def algorithm(self) -> str:
-        return self._record.algorithm
-
-    @property
-    def algorithm_settings(self) -> dict[str, Any]:
-        return self._record.algorithm_settings
-
-    @property
-    def tags(self) -> dict[str, Any]:
-        return self._record.tags
-
-    @property
-    def sweep(self) -> str | None:
-        return self._record.sweep
+        record = self._record
+        return make_algorithm(record.algorithm, self.search_space, self.direction, record.algorithm_settings)
 
     @property
     def record(self) -> StudyRecord:
+        """The study's settings as stored: objective, algorithm and its settings, tags, sweep,
+        heartbeat timeout and retries."""
         return self._record
 
     def __repr__(self) -> str:
@@ -177,9 +161,9 @@ class Study:
                 budget = space.fidelity.max
         return self._store.enqueue(self.id, params, budget=budget, attrs=attrs, config_hashes=hashes)
 
-    # ---------------------------------------------------------- worker's side
+    # --------------------------------------------------- handing out trials
 
-    def ask(self, worker_id: str | None = None, *, max_trials: int | None = None) -> FrozenTrial | None:
+    def ask(self, worker_id: str | None = None, *, max_trials: int | None = None) -> HeldTrial | None:
         """The next trial for this worker, already held by it: a queued configuration if any,
         else the algorithm's proposal. None when the algorithm must wait for running trials,
         or when the study already holds ``max_trials`` trials (a queued one is still handed
@@ -191,25 +175,29 @@ class Study:
         def decide(trials: list[FrozenTrial]) -> NewTrial | None:
             if max_trials is not None and len(trials) >= max_trials:
                 return None
-            proposal = self.algorithm_instance.propose(History(trials, self.direction))
+            proposal = self.algorithm.propose(History(trials, self.direction))
             if proposal is None:
                 return None
             return NewTrial(proposal.config, proposal.budget, proposal.attrs, config_hash(proposal.config))
 
-        return self._store.propose(self.id, worker, decide, self._history)
+        return self._held(self._store.propose(self.id, worker, decide, self._history))
 
-    def tell(self, trial: FrozenTrial, value: float) -> TrialState:
-        """Finish a trial with its value (as :meth:`complete`): the ask/tell pair's second half."""
-        return self.complete(trial, value)
+    def tell(self, trial: HeldTrial, value: float) -> TrialState:
+        """Finish a trial with its value (``trial.complete(value)``): the ask/tell pair's
+        second half."""
+        return trial.complete(value)
 
-    def claim(self, worker_id: str | None = None) -> FrozenTrial | None:
+    def claim(self, worker_id: str | None = None) -> HeldTrial | None:
         """Take the next queued trial for this worker; None when the queue is empty.
 
         Before claiming, stale running trials are recovered (at most once per half heartbeat
         timeout per handle), so a study whose workers died heals as soon as any worker asks.
         """
         self._recover_if_due()
-        return self._store.claim(self.id, worker_id or default_worker_id())
+        return self._held(self._store.claim(self.id, worker_id or default_worker_id()))
+
+    def _held(self, frozen: FrozenTrial | None) -> HeldTrial | None:
+        return None if frozen is None else HeldTrial(self, frozen)
 
     def _recover_if_due(self) -> None:
         if time.monotonic() - self._last_recovery > self._record.heartbeat_timeout / 2:
@@ -233,48 +221,6 @@ class Study:
         """Re-queue (or, without ``retry`` or retries, fail) the trials of a worker known dead."""
         return self._store.release_worker(self.id, worker_id, reason, retry=retry)
 
-    def report(self, trial: FrozenTrial, budget: float, value: float) -> None:
-        """Record the value at ``budget`` for a trial this worker holds (also a heartbeat)."""
-        self._store.report(trial.id, _holder(trial), budget, value)
-
-    def set_trial_attrs(self, trial: FrozenTrial, attrs: Mapping[str, Any]) -> None:
-        """Record facts an objective learned about a trial it holds (say, the model's parameter
-        count and the tokens it trained), kept in the trial's attrs beside the algorithm's."""
-        self._store.set_trial_attrs(trial.id, _holder(trial), attrs)
-
-    def should_continue(self, trial: FrozenTrial, budget: float, value: float) -> bool:
-        """Whether a trial that reported ``value`` at ``budget`` should train on: the
-        algorithm's early-stopping rule (ASHA's stopping mode) against every other trial's
-        value at that budget; always yes for algorithms that do not stop trials early."""
-        if self.search_space is None or not self.algorithm_instance.stops_early:
-            return True
-        peers = self._store.values_at(self.id, budget, exclude_trial=trial.id)
-        return self.algorithm_instance.should_continue(trial, budget, value, peers)
-
-    def heartbeat(self, trial: FrozenTrial) -> None:
-        self._store.heartbeat(trial.id, _holder(trial))
-
-    def complete(self, trial: FrozenTrial, value: float) -> TrialState:
-        """Finish a trial with its final value; a NaN or infinite value marks it diverged."""
-        value = float(value)
-        if not math.isfinite(value):
-            self._store.finish(
-                trial.id, _holder(trial), TrialState.DIVERGED, error=f"objective returned {value}"
-            )
-            return TrialState.DIVERGED
-        self._store.finish(trial.id, _holder(trial), TrialState.COMPLETED, value=value)
-        return TrialState.COMPLETED
-
-    def prune(self, trial: FrozenTrial, value: float | None = None) -> None:
-        """Stop a trial early (the algorithm said so), keeping its last value."""
-        self._store.finish(trial.id, _holder(trial), TrialState.PRUNED, value=value)
-
-    def fail(self, trial: FrozenTrial, error: str) -> None:
-        self._store.finish(trial.id, _holder(trial), TrialState.FAILED, error=error)
-
-    def diverge(self, trial: FrozenTrial, reason: str) -> None:
-        self._store.finish(trial.id, _holder(trial), TrialState.DIVERGED, error=reason)
-
     # ---------------------------------------------------------------- export
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -294,12 +240,6 @@ class Study:
         if path is not None:
             Path(path).write_text(text)
         return text
-
-
-def _holder(trial: FrozenTrial) -> str:
-    if trial.worker_id is None:
-        raise StoreError(f"trial {trial.number} is not held by any worker; claim it first")
-    return trial.worker_id
 
 
 def create_study(

@@ -40,17 +40,17 @@ def _mixed_study(url: str, name: str = "mixed") -> hpo.Study:
     for i in range(20):
         trial = study.claim(f"w{i % 3}")
         assert trial is not None
-        study.report(trial, 0.5, 10.0 - i)
+        trial.report(0.5, 10.0 - i)
         if i >= 17:
             continue  # 17, 18 and 19 stay running
         if i % 5 == 4:
-            study.fail(trial, "boom")
+            trial.fail("boom")
         elif i % 7 == 6:
-            study.diverge(trial, "loss is nan")
+            trial.diverge("loss is nan")
         elif i % 6 == 5:
-            study.prune(trial, 5.0)
+            trial.prune(5.0)
         else:
-            study.complete(trial, float(i % 4))  # ties, broken by number
+            trial.complete(float(i % 4))  # ties, broken by number
     return study
 
 
@@ -85,8 +85,8 @@ def test_writes_from_elsewhere_show_when_the_copy_is_read_again(tmp_path: Path) 
 
     worker = hpo.load_study("mixed", Store(url))  # another connection, as a worker's
     trial = worker.store.trial(worker.id, 17)
-    worker.report(trial, 0.75, 2.5)
-    worker.complete(trial, -1.0)
+    trial.report(0.75, 2.5)
+    trial.complete(-1.0)
     worker.enqueue_many([{"x1": 0.0, "x2": 0.0}])
     kept = _page(pages, "mixed", states=None, sort="value", descending=False, offset=0, limit=1)
     assert kept["total"] == 27 and kept["trials"][0]["number"] != 17  # still the copy
@@ -98,7 +98,7 @@ def test_writes_from_elsewhere_show_when_the_copy_is_read_again(tmp_path: Path) 
     assert best["trials"][0]["intermediate_values"] == [{"budget": 0.5, "value": -7.0}, {"budget": 0.75, "value": 2.5}]
 
     trial = worker.store.trial(worker.id, 18)
-    worker.report(trial, 0.75, math.nan)  # a curve growing on a running trial, NaN shown as null
+    trial.report(0.75, math.nan)  # a curve growing on a running trial, NaN shown as null
     shown = _page(pages, "mixed", states=["running"], sort="number", descending=False, offset=0, limit=10)["trials"]
     assert [(t["number"], t["intermediate_values"][-1]["value"]) for t in shown] == [(18, None), (19, -9.0)]
 

@@ -41,6 +41,7 @@ from hpo.study import Study, create_study, delete_study, list_studies
 from scaling import PUBLISHED_LAWS, ScalingError, ScalingFit, optima_of, runs_from_sweep
 from scaling.optimum import CellOptimum
 from scaling.recommend import Recommendation, recommend_with
+from scaling.report import TARGETS
 from scaling.transfer import TOLERANCE_LOG2, check_transfer
 from search_spaces import get_builtin
 from search_spaces.space import Fidelity, SearchSpace
@@ -230,33 +231,33 @@ def _fit(sweep: str, storage: str | None, summary: dict[str, Any], *, fixed_batc
     report = result.report()
     lines = []
     for key, label in (("learning_rate", "learning rate"), ("batch_size", "batch size (tokens)")):
-        part = report[key]
-        validation = part["validation"]
+        part = report.target(key)
+        validation = part.validation
         held = (
-            f"held-out error {100 * validation['error']:.1f}% predicting {validation['held_out']}"
-            if validation.get("error") is not None else validation.get("why", "no held-out error")
+            f"held-out error {100 * part.held_out_error:.1f}% predicting {validation['held_out']}"
+            if part.held_out_error is not None else validation.get("why", "no held-out error")
         )
-        if part["source"] == "fitted":
-            lines.append(f"   {label}: {part['formula']}; {len(part['points'])} cells; {held}")
-        elif part.get("calibrated"):
-            lines.append(f"   {label}: {part['formula']} [yellow](Step Law's exponent, coefficient calibrated to "
-                         f"{len(part['points'])} cells' best batches: this sweep cannot fit a batch law)[/]; {held}")
+        if part.fitted:
+            lines.append(f"   {label}: {part.formula}; {len(part.points)} cells; {held}")
+        elif part.calibrated:
+            lines.append(f"   {label}: {part.formula} [yellow](Step Law's exponent, coefficient calibrated to "
+                         f"{len(part.points)} cells' best batches: this sweep cannot fit a batch law)[/]; {held}")
         elif fixed_batch:
-            lines.append(f"   {label}: {part['formula']} [yellow](Step Law's: the demo fixed the batch; --sweep-batch searches it)[/]")
+            lines.append(f"   {label}: {part.formula} [yellow](Step Law's: the demo fixed the batch; --sweep-batch searches it)[/]")
         else:
-            lines.append(f"   {label}: {part['formula']} [yellow](Step Law's: this sweep cannot fit one)[/]; {held}")
+            lines.append(f"   {label}: {part.formula} [yellow](Step Law's: this sweep cannot fit one)[/]; {held}")
     console.print(f"[bold]3. Scaling fit[/] {result.name!r} ({result.form} form), stored in the study store:")
     for line in lines:
         console.print(line)
     summary["fit"] = {
         "name": result.name,
         "form": result.form,
-        "learning_rate": report["learning_rate"]["formula"],
-        "batch_size": report["batch_size"]["formula"],
-        "batch_source": report["batch_size"]["source"],
-        "held_out_error": {k: report[k]["validation"].get("error") for k in ("learning_rate", "batch_size")},
-        "cells_used": {k: len(report[k]["points"]) for k in ("learning_rate", "batch_size")},
-        "fitted_range": report["fitted_range"],
+        "learning_rate": report.learning_rate.formula,
+        "batch_size": report.batch_size.formula,
+        "batch_source": report.batch_size.source,
+        "held_out_error": {k: report.target(k).held_out_error for k in TARGETS},
+        "cells_used": {k: len(report.target(k).points) for k in TARGETS},
+        "fitted_range": {k: list(v) for k, v in report.fitted_range.items()},
     }
     return result
 

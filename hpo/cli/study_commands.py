@@ -114,10 +114,10 @@ def show_command(
     console.print(f"[bold]{study.name}[/]  ({study.store.display_url})")
     facts = {
         "direction": study.direction.value,
-        "objective": study.objective or "-",
-        "algorithm": study.algorithm + (f" {json.dumps(study.algorithm_settings)}" if study.algorithm_settings else ""),
-        "sweep": study.sweep or "-",
-        "tags": json.dumps(study.tags) if study.tags else "-",
+        "objective": study.record.objective or "-",
+        "algorithm": study.record.algorithm + (f" {json.dumps(study.record.algorithm_settings)}" if study.record.algorithm_settings else ""),
+        "sweep": study.record.sweep or "-",
+        "tags": json.dumps(study.record.tags) if study.record.tags else "-",
         "search space": _describe_space(study.search_space),
         "faults": f"heartbeat timeout {study.record.heartbeat_timeout:g}s, max retries {study.record.max_retries}",
     }
