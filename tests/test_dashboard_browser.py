@@ -78,6 +78,7 @@ def _points(trace: dict[str, Any]) -> int:
 
 def _hover(page: Any, chart: str, trace: int, x: float, y: float) -> str:
     """Move the real mouse onto the point (x, y) of a trace and return the hover label's text."""
+    page.locator(f"#chart-{chart}").scroll_into_view_if_needed()
     where = page.evaluate(
         """([id, k, x, y]) => { const gd = document.querySelector(`#${id} .plot`), fl = gd._fullLayout;
              const xa = fl[gd._fullData[k].xaxis.replace('x', 'xaxis')], ya = fl[gd._fullData[k].yaxis.replace('y', 'yaxis')];
@@ -140,10 +141,15 @@ def test_hovering_a_history_point_shows_its_trial_and_params(browser_page) -> No
     _open(page, f"{base}/studies/branin-dehb")
     history = _traces(page, "history")
     k = next(i for i, t in enumerate(history) if worst.number in t["x"])
+    shown = {"x1": f"x1={worst.params['x1']:.6g}", "x2": f"x2={worst.params['x2']:.6g}"}
     text = _hover(page, "history", k, worst.number, worst.value)
-    assert f"trial {worst.number}" in text
-    for name, value in worst.params.items():
-        assert f"{name}={value:.6g}" in text, text
+    assert f"trial {worst.number}" in text and all(p in text for p in shown.values()), text
+    page.mouse.move(0, 0)
+    text = _hover(page, "slice", 1, worst.params["x2"], worst.value)  # value against x2
+    assert f"trial {worst.number}" in text and all(p in text for p in shown.values()), text
+    page.mouse.move(0, 0)
+    text = _hover(page, "contour", 1, worst.params["x1"], worst.params["x2"])  # the trials over the contour
+    assert f"trial {worst.number}" in text and all(p in text for p in shown.values()), text
 
 
 def test_the_table_sorts_and_filters(browser_page) -> None:  # type: ignore[no-untyped-def]
@@ -192,7 +198,7 @@ def test_a_study_without_completed_trials_says_so(browser_page) -> None:  # type
     hpo.delete_study("fresh", url)
 
 
-def test_sweep_page_marks_each_widths_optimum(browser_page) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_page_marks_each_widths_optimum_and_follows_a_running_sweep(browser_page) -> None:  # type: ignore[no-untyped-def]
     page, base, url = browser_page
     _open(page, f"{base}/sweeps/widths")
     traces = _traces(page, "mutransfer")
@@ -211,6 +217,17 @@ def test_sweep_page_marks_each_widths_optimum(browser_page) -> None:  # type: ig
     assert [float(x) for x in page.locator("#sweep-optima td.opt-lr").all_inner_texts()] == pytest.approx([best_lr] * 3, rel=1e-5)
     assert [float(x) for x in page.locator("#sweep-optima td.optimum").all_inner_texts()] == pytest.approx([0.02] * 3, rel=1e-3)
     _shot(page, "sweep")
+    w128 = hpo.load_study("w128", url)  # a run finishing while the page is open
+    w128.enqueue({"learning_rate": 0.2})
+    trial = w128.claim("live")
+    assert trial is not None
+    trial.complete(9.0)
+    page.wait_for_function(
+        """() => (document.querySelector('#chart-mutransfer .plot').data || [])
+             .some(t => t.name === 'w128 (width 128)' && t.x.length === 10)""",
+        timeout=15_000,
+    )
+    expect(page.locator("#sweep-optima tbody tr").nth(1).locator("td").nth(2)).to_have_text("10", timeout=10_000)
 
 
 def test_scaling_page_draws_laws_with_bands_and_a_typed_target(browser_page) -> None:  # type: ignore[no-untyped-def]
@@ -248,7 +265,7 @@ def test_unknown_pages_are_a_404_page_not_a_crash(browser_page) -> None:  # type
     response = page.goto(f"{base}/studies/no-such-study")
     assert response.status == 404 and "unknown study 'no-such-study'" in page.inner_text("#not-found")
     assert page.goto(f"{base}/sweeps/none").status == 404
-    assert hpo.load_study("w128", url).counts()[TrialState.COMPLETED] == 9
+    assert hpo.load_study("w256", url).counts()[TrialState.COMPLETED] == 9
 
 
 @pytest.mark.slow
