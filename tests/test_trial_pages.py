@@ -84,7 +84,7 @@ def test_writes_from_elsewhere_show_when_the_copy_is_read_again(tmp_path: Path) 
     assert running == [17, 18, 19]
 
     worker = hpo.load_study("mixed", Store(url))  # another connection, as a worker's
-    trial = worker.store.trial(worker.id, 17)
+    trial = hpo.HeldTrial(worker, worker.trial(17))  # the holder, speaking from another connection
     trial.report(0.75, 2.5)
     trial.complete(-1.0)
     worker.enqueue_many([{"x1": 0.0, "x2": 0.0}])
@@ -97,7 +97,7 @@ def test_writes_from_elsewhere_show_when_the_copy_is_read_again(tmp_path: Path) 
     assert best["trials"][0]["number"] == 17 and best["trials"][0]["state"] == "completed"
     assert best["trials"][0]["intermediate_values"] == [{"budget": 0.5, "value": -7.0}, {"budget": 0.75, "value": 2.5}]
 
-    trial = worker.store.trial(worker.id, 18)
+    trial = hpo.HeldTrial(worker, worker.trial(18))  # the holder, speaking from another connection
     trial.report(0.75, math.nan)  # a curve growing on a running trial, NaN shown as null
     shown = _page(pages, "mixed", states=["running"], sort="number", descending=False, offset=0, limit=10)["trials"]
     assert [(t["number"], t["intermediate_values"][-1]["value"]) for t in shown] == [(18, None), (19, -9.0)]
