@@ -36,7 +36,6 @@ STATE_COLORS = {
     "running": "#5cb85c",
     "queued": "#999999",
 }
-STUDY_CHARTS = ("history", "intermediate", "parallel", "contour", "slice", "importance")
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#f6f7f9}

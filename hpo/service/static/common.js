@@ -69,7 +69,7 @@ const HPO = (() => {
   }
 
   async function swapLive() {
-    const r = await fetch(location.href, { headers: { "X-Refresh": "1" } });
+    const r = await fetch(location.href, { cache: "no-store" });
     if (!r.ok) return;
     const doc = new DOMParser().parseFromString(await r.text(), "text/html");
     for (const el of document.querySelectorAll("[data-live]")) {
