@@ -94,7 +94,6 @@ How to run it
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing as mp
 import os
@@ -114,7 +113,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hpo
-from benchmarks.common import RESULTS_DIR, fmt, json_safe, log, machine, new_figure, print_table, quiet_ray_env
+from benchmarks.common import (
+    RESULTS_DIR,
+    fmt,
+    json_safe,
+    log,
+    machine,
+    new_figure,
+    print_table,
+    quiet_ray_env,
+    write_json,
+)
 from db.store import Store
 from scaling.plot import readable_log_axes
 from search_spaces.params import Categorical, Float, Int
@@ -1049,10 +1058,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "ask_latency_ms": json_safe(latency),
         "wall_s": {"total": wall_s, "pool": pool_wall},
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stem = "hpo_quality_quick" if args.quick else "hpo_quality"
     out = args.output or RESULTS_DIR / f"{stem}.json"
-    out.write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(out, payload)
     figure(json_safe(payload)).savefig(out.with_suffix(".png"), dpi=110)
     log(f"wrote {out} and {out.with_suffix('.png')}")
 

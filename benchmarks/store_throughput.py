@@ -51,7 +51,6 @@ What the numbers mean
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform
@@ -79,7 +78,7 @@ from sqlalchemy.engine import URL, make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS_DIR, log, new_figure
+from benchmarks.common import RESULTS_DIR, json_safe, log, new_figure, write_json
 from db.models import IntermediateValue, Trial, TrialState
 from db.store import Store, StudySettings, utcnow
 from scaling.plot import readable_log_axes
@@ -713,28 +712,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     print_report(configs, growth, met)
     wall_s = time.perf_counter() - started
     print(f"\nwall time {wall_s:.0f}s; results in {args.output}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(
-        json.dumps(
-            {
-                "machine": machine,
-                "settings": {
-                    "quick": args.quick,
-                    "study_sizes": list(args.sizes),
-                    "processes": list(args.processes),
-                    "measured_cycles": args.cycles,
-                    "warmup_cycles_per_process": WARMUP_CYCLES,
-                    "wall_s": wall_s,
-                },
-                "configurations": [c.as_dict() for c in configs],
-                "latency_growth": growth,
-                "targets": met,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    figure(json.loads(args.output.read_text())).savefig(args.output.with_suffix(".png"), dpi=120)
+    results = {
+        "machine": machine,
+        "settings": {
+            "quick": args.quick,
+            "study_sizes": list(args.sizes),
+            "processes": list(args.processes),
+            "measured_cycles": args.cycles,
+            "warmup_cycles_per_process": WARMUP_CYCLES,
+            "wall_s": wall_s,
+        },
+        "configurations": [c.as_dict() for c in configs],
+        "latency_growth": growth,
+        "targets": met,
+    }
+    write_json(args.output, results)
+    figure(json_safe(results)).savefig(args.output.with_suffix(".png"), dpi=120)
 
 
 if __name__ == "__main__":

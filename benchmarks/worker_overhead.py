@@ -101,7 +101,6 @@ from __future__ import annotations
 import argparse
 import functools
 import glob
-import json
 import logging
 import math
 import os
@@ -116,7 +115,7 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS_DIR, fmt, log, machine, new_figure, print_table, quiet_ray_env
+from benchmarks.common import RESULTS_DIR, fmt, json_safe, log, machine, new_figure, print_table, quiet_ray_env, write_json
 from scaling.plot import readable_log_axes
 
 if TYPE_CHECKING:
@@ -727,10 +726,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     suffix = "_quick" if args.quick else ""
     out = args.output or RESULTS_DIR / f"worker_overhead{suffix}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(out, payload)
     png = out.with_suffix(".png")
-    figure(json.loads(out.read_text())).savefig(png, dpi=110)
+    figure(json_safe(payload)).savefig(png, dpi=110)
     log(f"wrote {out} and {png}")
 
 
