@@ -57,11 +57,6 @@ def write_json(path: Path, payload: dict[str, Any], *, indent: int = 2) -> None:
     path.write_text(json.dumps(json_safe(payload), indent=indent) + "\n")
 
 
-def read_results(path: Path) -> dict[str, Any]:
-    """A results file as written by :func:`write_json` (or a script's own ``json.dumps``)."""
-    return json.loads(path.read_text())
-
-
 def machine(**extra: Any) -> dict[str, Any]:
     """The host a result was measured on: Python, cores and platform, then ``extra`` (library
     versions, load averages), in that order."""
