@@ -13,10 +13,6 @@ from hpo.cli.options import console
 
 mup_app = typer.Typer(help="muP proxies: the coordinate check.", no_args_is_help=True)
 
-#: A layer whose RMS grows by less than this power of width counts as flat.
-FLAT_SLOPE = 0.25
-
-
 def _widths(text: str) -> list[int]:
     try:
         widths = [int(w) for w in text.split(",") if w.strip()]
@@ -40,7 +36,7 @@ def coord_check_command(
 ) -> None:
     """Train a few steps at each width; write activation RMS by layer, width and step (CSV), a
     plot (PNG), and print the last step's table with each layer's growth with width."""
-    from workers.proxies.coord_check import coord_check
+    from workers.proxies.coord_check import FLAT_SLOPE, coord_check
     from workers.proxies.parameterization import ProxyConfigError
 
     try:

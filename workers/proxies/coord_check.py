@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,10 +23,14 @@ import torch
 from torch import nn
 
 from workers.proxies.parameterization import make_optimizer
-from workers.proxies.trainer import _loss, build_task
+from workers.proxies.trainer import _loss, build_task, resolve_device
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+
+#: A layer whose RMS grows by less than this power of width counts as flat.
+FLAT_SLOPE = 0.25
 
 
 @dataclass(frozen=True)
@@ -116,9 +121,15 @@ def coord_check(
     batch_size: int = 8,
     seq_len: int = 32,
     seed: int = 0,
+    device: str = "cpu",
 ) -> CoordCheck:
     """Train ``steps`` steps of plain AdamW/MuAdamW (no schedule, no decay) at each width on the
-    same batches and record each watched layer's output RMS before every step (step 0 is init)."""
+    same batches and record each watched layer's output RMS before every step (step 0 is init).
+    On a CUDA ``device`` the steps run under bf16 autocast, as the trainer's do there, so the
+    check sees the numerics real training has; the batches are drawn on the CPU either way, so
+    every device sees the same ones."""
+    where = resolve_device(device)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if where.type == "cuda" else nullcontext
     rms: dict[tuple[int, int, str], float] = {}
     layers: tuple[str, ...] = ()
     for width in widths:
@@ -126,7 +137,7 @@ def coord_check(
         if model == "gpt":
             config["seq_len"] = seq_len
         task, _ = build_task(model, config)
-        net = task.model
+        net = task.model.to(where)
         optimizer = make_optimizer(net, net.cfg.scaling, lr=lr, weight_decay=0.0)
         watched = _watched(net)
         layers = tuple(watched)
@@ -138,7 +149,8 @@ def coord_check(
         generator = torch.Generator().manual_seed(seed)
         for t in range(steps):
             x, y = task.batch(batch_size, generator)
-            loss = _loss(net(x), y)
+            with autocast():
+                loss = _loss(net(x.to(where)), y.to(where))
             for name in layers:
                 rms[width, t, name] = seen[name]
             optimizer.zero_grad(set_to_none=True)
