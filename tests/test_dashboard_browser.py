@@ -29,26 +29,30 @@ STUDY_CHARTS = ("history", "intermediate", "contour", "importance", "slice", "pa
 LARGE = 10_000
 
 
-def _chromium(pw: Any) -> Any:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, once for the module (one Playwright per process)."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
         if IN_CI:
             pytest.fail(f"CI=true and {message}", pytrace=False)
         pytest.skip(message)
-    return pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="module")
-def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, str]]:
+def browser_page(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, str]]:
     url = build_store(tmp_path_factory.mktemp("dashboard") / "dashboard.db")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with serving(url) as base, sync_playwright() as pw:
-        browser = _chromium(pw)
+    errors: list[str] = []
+    with serving(url) as base:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         yield page, base, url
-        browser.close()
+        page.close()
     assert not errors, errors  # no script error on any page
 
 
@@ -269,15 +273,15 @@ def test_unknown_pages_are_a_404_page_not_a_crash(browser_page) -> None:  # type
 
 
 @pytest.mark.slow
-def test_a_study_of_ten_thousand_trials_draws_in_under_two_seconds(tmp_path: Path) -> None:
+def test_a_study_of_ten_thousand_trials_draws_in_under_two_seconds(browser: Any, tmp_path: Path) -> None:
     """Measured in the page, from navigation start to the frame after every chart was drawn.
     A first visit lets the server read the study once (as it keeps an open study's trials)
     and the browser cache and compile plotly.js, as for any page after the first; then the
     best of five visits is compared, since other processes share this machine's cores."""
     url = f"sqlite:///{tmp_path / 'large.db'}"
     build_large_study(url, LARGE)
-    with serving(url) as base, sync_playwright() as pw:
-        browser = _chromium(pw)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with serving(url) as base:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         _open(page, f"{base}/studies/large")
         drawn_ms = []
@@ -293,11 +297,14 @@ def test_a_study_of_ten_thousand_trials_draws_in_under_two_seconds(tmp_path: Pat
         assert sum(_points(t) for t in _traces(page, "intermediate")) == 300
         assert sum(_points(t) for t in _traces(page, "parallel")) == 2000 * 3  # thinned, and says so
         assert "showing the best 500 of 10000 trials" in page.inner_text("#note-parallel")
+        contour = _traces(page, "contour")
+        assert len(contour[0]["z"]) == 24 * 24 and _points(contour[1]) == 2000  # the cells of all, points thinned
+        assert "2000 of 10000 trials" in page.inner_text("#note-contour")
         worst = max(range(LARGE), key=lambda i: history[0]["y"][i])
         text = _hover(page, "history", 0, history[0]["x"][worst], history[0]["y"][worst])
         trial = hpo.load_study("large", url).trial(history[0]["x"][worst])
         assert f"trial {trial.number}" in text
         assert all(f"{k}={v:.6g}" in text for k, v in trial.params.items()), text
         _shot(page, "study-10k")
-        browser.close()
+        page.close()
     assert min(drawn_ms) < 2000, f"{', '.join(f'{ms:.0f}' for ms in drawn_ms)} ms from navigation start to every chart drawn"

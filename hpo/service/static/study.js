@@ -9,7 +9,7 @@
   const NO_TRIALS = "no completed trials yet";
   const BINS = 24;
   const BANDS = 5;
-  const PARALLEL_LINES = 2000, PARALLEL_BEST = 500;
+  const THIN_TO = 2000, THIN_BEST = 500;
   const BAND_NAMES = ["worst", "worse", "middle", "better", "best"];
   const BAND_COLORS = ["#fde725", "#5ec962", "#21918c", "#3b528b", "#440154"];
   let current = null;
@@ -87,13 +87,14 @@
   // its WebGL layers take seconds to start where the GPU is software. Colour: the value's
   // rank in BANDS bands, the best drawn last, on top. Lines are SVG paths whatever their
   // number (see HPO.scatterType).
-  // At most PARALLEL_LINES of the ranked trials (best first): the best PARALLEL_BEST, then
-  // every k-th of the rest, so the spread of values is kept; each line costs paint time and
-  // thousands are past reading.
+  // At most THIN_TO of the ranked trials (best first): the best THIN_BEST, then every k-th
+  // of the rest, so the spread of values is kept. For the charts whose marks overlap past
+  // reading in the thousands (parallel lines, the contour's points), where each mark costs
+  // paint time (and a WebGL chart its context); each says when it thinned.
   function thin(ranked) {
-    if (ranked.length <= PARALLEL_LINES) return ranked;
-    const rest = ranked.slice(PARALLEL_BEST), step = rest.length / (PARALLEL_LINES - PARALLEL_BEST);
-    return ranked.slice(0, PARALLEL_BEST).concat(Array.from({ length: PARALLEL_LINES - PARALLEL_BEST }, (_, k) => rest[Math.floor(k * step)]));
+    if (ranked.length <= THIN_TO) return ranked;
+    const rest = ranked.slice(THIN_BEST), step = rest.length / (THIN_TO - THIN_BEST);
+    return ranked.slice(0, THIN_BEST).concat(Array.from({ length: THIN_TO - THIN_BEST }, (_, k) => rest[Math.floor(k * step)]));
   }
 
   function parallel(doc, rows, text) {
@@ -113,7 +114,7 @@
       band.x.push(null); band.y.push(null); band.text.push("");
     });
     HPO.note("chart-parallel", order.length < ranked.length
-      ? `showing the best ${PARALLEL_BEST} of ${ranked.length} trials and an even sample by rank of the rest, ${order.length} in all` : "");
+      ? `showing the best ${THIN_BEST} of ${ranked.length} trials and an even sample by rank of the rest, ${order.length} in all` : "");
     const traces = bands.map((b, j) => ({ type: "scatter", mode: "lines", x: b.x, y: b.y, text: b.text, name: `${BAND_NAMES[j]} values`,
       line: { color: BAND_COLORS[j], width: 1 }, opacity: 0.6, hovertemplate: "%{text}<extra></extra>" }));
     const ends = scaled.flatMap((s, j) => [
@@ -148,14 +149,16 @@
       if (z[cy][cx] === null || doc.sign * v < doc.sign * z[cy][cx]) z[cy][cx] = v;
     });
     const centres = (b) => Array.from({ length: BINS }, (_, k) => b.lo + (k + 0.5) * b.w);
+    const shown = thin(rows.map((_, k) => k).sort((a, b) => doc.sign * (doc.trials.value[rows[a]] - doc.trials.value[rows[b]])));
     const ticks = (a) => (a.ticks ? { tickvals: a.ticks.map((_, k) => k), ticktext: a.ticks } : {});
-    HPO.note("chart-contour", `the best value in each of ${BINS}x${BINS} cells, interpolated where a cell has no trial`);
+    HPO.note("chart-contour", `the best value in each of ${BINS}x${BINS} cells, interpolated where a cell has no trial`
+      + (shown.length < rows.length ? `; points: the best ${THIN_BEST} and an even sample by rank of the rest, ${shown.length} of ${rows.length} trials` : ""));
     return HPO.plot("chart-contour", [
       { type: "contour", x: centres(bx), y: centres(by), z, connectgaps: true, colorscale: "Viridis",
         reversescale: doc.sign > 0, hoverinfo: "skip", name: "best value per cell", contours: { coloring: "heatmap" } },
-      { type: HPO.scatterType(rows.length), mode: "markers", name: "trials", x: ax.values, y: ay.values, text: rows.map((i) => text[i]),
-        marker: { color: "#222", size: 4, opacity: 0.6 }, hovertemplate: "%{text}<br>value %{customdata:.6g}<extra></extra>",
-        customdata: rows.map((i) => doc.trials.value[i]) },
+      { type: HPO.scatterType(shown.length), mode: "markers", name: "trials", x: shown.map((k) => ax.values[k]),
+        y: shown.map((k) => ay.values[k]), text: shown.map((k) => text[rows[k]]), marker: { color: "#222", size: 4, opacity: 0.6 },
+        hovertemplate: "%{text}<br>value %{customdata:.6g}<extra></extra>", customdata: shown.map((k) => doc.trials.value[rows[k]]) },
     ], { xaxis: { title: { text: ax.label }, ...ticks(ax) }, yaxis: { title: { text: ay.label }, ...ticks(ay) }, showlegend: false });
   }
 
