@@ -126,3 +126,35 @@ def test_the_cli_and_the_api_list_studies_alike(served: tuple[str, str]) -> None
                             capture_output=True, text=True, check=True)
     assert json.loads(widths.stdout) == httpx.get(f"{base}/api/studies", params={"sweep": "widths"}).json()
     assert all(s["counts"][TrialState.COMPLETED.value] >= 9 for s in api)
+
+
+def test_importances_are_recomputed_once_completed_trials_grew_by_a_percent(tmp_path: Path) -> None:
+    import asyncio
+
+    from hpo.service.study_data import IMPORTANCE_STALE, StudyDashboards
+    from hpo.service.trial_pages import TrialPages
+
+    url = f"sqlite:///{tmp_path / 'i.db'}"
+    study = hpo.create_study("imp", url, search_space=get_builtin("branin"))
+    n = 200
+    study.enqueue_many([{"x1": -5.0 + 15.0 * i / 300, "x2": 15.0 * ((i * 7) % 300) / 300} for i in range(300)], budget=1.0)
+
+    def complete(k: int) -> None:
+        for _ in range(k):
+            trial = study.claim("w")
+            assert trial is not None
+            trial.complete(trial.params["x1"] ** 2 + trial.params["x2"])
+
+    dashboards = StudyDashboards(TrialPages(Store(url), ttl_s=0.0))
+
+    def read() -> dict:  # type: ignore[type-arg]
+        return json.loads(asyncio.run(dashboards.document("imp"))[1])
+
+    complete(n)
+    first = read()
+    assert f"over {n} trials" in first["importance"]["method"]
+    complete(int(IMPORTANCE_STALE * n) - 1)  # one short of a percent more: kept, the trials shown anew
+    kept = read()
+    assert kept["importance"] == first["importance"] and kept["counts"]["completed"] == n + int(IMPORTANCE_STALE * n) - 1
+    complete(1)
+    assert f"over {n + int(IMPORTANCE_STALE * n)} trials" in read()["importance"]["method"]

@@ -32,6 +32,10 @@ from search_spaces import SearchSpace
 
 MAX_CURVES = 300
 MAX_CURVE_POINTS = 100
+#: Importances are recomputed once completed trials grew by this fraction (at least one):
+#: fANOVA takes a good part of a second on thousands of trials, and a poll must not wait
+#: for it at every completion; the method text says how many trials it compared.
+IMPORTANCE_STALE = 0.01
 #: Studies whose documents are kept (least recently asked dropped first).
 STUDIES_KEPT = 32
 STATES = [s.value for s in TrialState]
@@ -126,7 +130,7 @@ class _Kept:
     record: StudyRecord
     version: str
     body: bytes
-    #: the completed trials the importances were computed from (they never change)
+    #: how many completed trials the importances were computed over (completed ones never change)
     completed: int
     importance: dict[str, Any]
 
@@ -156,8 +160,8 @@ class StudyDashboards:
     def _build(record: StudyRecord, snapshot: Snapshot, old: _Kept | None) -> _Kept:
         trials = snapshot.trials
         completed = sum(1 for t in trials if t.state is TrialState.COMPLETED)
-        if old is not None and old.completed == completed and old.record == record:
-            importance = old.importance
+        if old is not None and old.record == record and 0 <= completed - old.completed < max(1.0, IMPORTANCE_STALE * old.completed):
+            importance, completed = old.importance, old.completed
         else:
             importance = importance_of(record, trials)
         version, body = build(record, trials, importance)
