@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest revision in ``migrations/versions``: what this hposcale writes.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 # Any constant: the key of the PostgreSQL advisory lock that serialises concurrent upgrades.
 _PG_LOCK_KEY = 4_815_162_342
 

@@ -163,6 +163,9 @@ class Trial(Base):
     worker_id: Mapped[str | None] = mapped_column(String(255))
     # How many times a worker claimed this trial; more than one means it was recovered.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # How many of those claims ended with their worker's node (preempted, removed): the trial's
+    # fault in none of them, so ``attempts - node_losses`` is what counts against max_retries.
+    node_losses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]

@@ -169,6 +169,8 @@ class FrozenTrial:
     heartbeat_at: datetime | None
     finished_at: datetime | None
     config_hash: str | None = None
+    #: Claims of ``attempts`` lost with their worker's node; they do not count as retries.
+    node_losses: int = 0
     intermediate_values: dict[float, float] = field(default_factory=dict)
 
     @property

@@ -71,8 +71,11 @@ class Store(Studies, Leases, Recoveries, TrialReads, Fits):
     **Recovery.** A running trial whose heartbeat is older than the study's
     ``heartbeat_timeout`` (:meth:`recover_stale`), or whose worker is known dead
     (:meth:`release_worker`), goes back to the queue until it has been tried
-    ``1 + max_retries`` times; then it is failed, with the reason in its ``error``. Each lost
-    trial is moved by one caller only, however many recover at once.
+    ``1 + max_retries`` times; then it is failed, with the reason in its ``error``. A claim
+    lost with its worker's node (``release_worker(..., counted=False)``: preempted, removed)
+    is no try: it is counted in the trial's ``node_losses``, not against ``max_retries``, and
+    ``attempts`` still counts every claim. Each lost trial is moved by one caller only,
+    however many recover at once.
 
     **Stopping** (:meth:`stop_study`) marks the study with the tag :data:`STOPPED_TAG`: from
     then on :meth:`propose` hands out nothing, not even a queued trial. Running trials go on

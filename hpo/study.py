@@ -217,9 +217,11 @@ class Study:
         """Hand out no more trials; running ones finish (see :meth:`Store.stop_study`)."""
         self._record = self._store.stop_study(self.name)
 
-    def release_worker(self, worker_id: str, reason: str, *, retry: bool = True) -> Recovery:
-        """Re-queue (or, without ``retry`` or retries, fail) the trials of a worker known dead."""
-        return self._store.release_worker(self.id, worker_id, reason, retry=retry)
+    def release_worker(self, worker_id: str, reason: str, *, retry: bool = True, counted: bool = True) -> Recovery:
+        """Re-queue (or, without ``retry`` or retries, fail) the trials of a worker known dead;
+        ``counted=False`` when it was lost with its node, which spends no retry
+        (see :meth:`db.store.Store.release_worker`)."""
+        return self._store.release_worker(self.id, worker_id, reason, retry=retry, counted=counted)
 
     # ---------------------------------------------------------------- export
 

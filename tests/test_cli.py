@@ -121,9 +121,9 @@ def test_default_storage_and_env_var(tmp_path: Path) -> None:
 
 def test_db_upgrade_and_newer_schema(storage_url: str) -> None:
     first = hpo("db", "upgrade", "--storage", storage_url)
-    assert first.returncode == 0 and "upgraded from empty to revision 0003" in first.stdout
-    assert "already at revision 0003" in hpo("db", "upgrade", "--storage", storage_url).stdout
-    assert "database: 0003" in hpo("db", "version", "--storage", storage_url).stdout
+    assert first.returncode == 0 and "upgraded from empty to revision 0004" in first.stdout
+    assert "already at revision 0004" in hpo("db", "upgrade", "--storage", storage_url).stdout
+    assert "database: 0004" in hpo("db", "version", "--storage", storage_url).stdout
     engine = create_engine(storage_url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))

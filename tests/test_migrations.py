@@ -9,13 +9,13 @@ import sys
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from db.engine import resolve_url
 from db.migrate import HEAD_REVISION, head_revision, scripts_head
-from db.models import Base
+from db.models import Base, TrialState
 from db.store import Store
-from hpo import SchemaVersionError
+from hpo import SchemaVersionError, create_study
 
 
 def test_migrated_schema_matches_the_models(storage_url: str) -> None:
@@ -31,7 +31,7 @@ def test_migrated_schema_matches_the_models(storage_url: str) -> None:
 def test_the_head_constant_is_alembics_head_and_opening_a_current_store_needs_no_alembic(storage_url: str) -> None:
     """A new migration must move HEAD_REVISION with it; and a store already at head opens
     without importing alembic (what every sweep worker does when it starts)."""
-    assert HEAD_REVISION == scripts_head()
+    assert scripts_head() == HEAD_REVISION
     Store(storage_url).close()
     code = ("import sys; from db.store import Store; Store(sys.argv[1]).close(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))")
@@ -46,7 +46,7 @@ def test_a_newer_schema_is_refused(storage_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
     engine.dispose()
-    with pytest.raises(SchemaVersionError, match="'9999_future'.*newer hposcale: upgrade hposcale"):
+    with pytest.raises(SchemaVersionError, match=r"'9999_future'.*newer hposcale: upgrade hposcale"):
         Store(storage_url)
 
 
@@ -87,12 +87,37 @@ def test_a_revision_0001_database_is_refused_then_upgraded_keeping_its_rows(stor
         command.upgrade(_config(conn), "0001")
         conn.execute(text("INSERT INTO sweeps (name, description, tags, created_at) VALUES ('old', '', '{}', '2026-01-01')"))
     engine.dispose()
-    with pytest.raises(SchemaVersionError, match="at revision 0001, older than this hposcale's 0003; run `hpo db upgrade"):
+    with pytest.raises(SchemaVersionError, match="at revision 0001, older than this hposcale's 0004; run `hpo db upgrade"):
         Store(storage_url)
     done = subprocess.run(["hpo", "db", "upgrade", "--storage", storage_url], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0 and "upgraded from 0001 to revision 0003" in done.stdout, done.stderr
+    assert done.returncode == 0 and "upgraded from 0001 to revision 0004" in done.stdout, done.stderr
     store = Store(storage_url)
     assert store.get_sweep("old") is not None and store.list_fits() == []
     store.save_fit("f", source="csv:x.csv", form="steplaw", report={"k": 1}, sweep="old")
     assert store.get_fit("f").sweep == "old"
+    store.close()
+
+
+def test_a_revision_0003_database_gets_node_losses_zero_for_its_trials(storage_url: str) -> None:
+    """0004 adds ``trials.node_losses``: the trials already there count every claim they had
+    as a retry, as they did before, and a claim lost with its node then spends none."""
+    from alembic import command
+
+    from db.migrate import _config
+
+    study = create_study("old-trials", storage_url, max_retries=0)
+    study.enqueue({"x": 1.0})
+    study.claim("w1")
+    study.store.close()
+    engine = create_engine(resolve_url(storage_url))
+    with engine.begin() as conn:
+        command.downgrade(_config(conn), "0003")
+        assert "node_losses" not in {c["name"] for c in inspect(conn).get_columns("trials")}
+    engine.dispose()
+    done = subprocess.run(["hpo", "db", "upgrade", "--storage", storage_url], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and "upgraded from 0003 to revision 0004" in done.stdout, done.stderr
+    store = Store(storage_url)
+    (trial,) = store.trials(store.get_study("old-trials").id)
+    assert (trial.state, trial.attempts, trial.node_losses) == (TrialState.RUNNING, 1, 0)
+    assert store.release_worker(trial.study_id, "w1", "its node was removed", counted=False).requeued == (0,)
     store.close()
