@@ -7,7 +7,9 @@ adds is what no worker can know alone:
 
 * a worker that dies (killed, out of memory, its node gone) is noticed at once through its
   actor; its running trial is re-queued (or, after an out-of-memory death, failed: running it
-  again would die again) without waiting for the heartbeat timeout, and a replacement starts;
+  again would die again) without waiting for the heartbeat timeout, and a replacement starts.
+  A worker lost with its node (spot preemption, a node removed) spends none of the trial's
+  retries: the trial was not at fault;
 * a driver that dies leaves its trials running in the store; their heartbeats stop with the
   actors, so the next ``hpo sweep run`` of the same study recovers them after the study's
   heartbeat timeout, and the stateless algorithms continue their brackets from the store;
@@ -19,6 +21,7 @@ after an interruption finishes the same sweep instead of starting a second one.
 
 from __future__ import annotations
 
+import enum
 import math
 import os
 import re
@@ -41,7 +44,8 @@ from workers.objectives import resolve_objective
 from workers.progress import SweepProgress
 
 #: Deaths tolerated per requested worker before the sweep gives up (a crash loop, e.g. an
-#: objective module that cannot import on the cluster's nodes, should stop, not spin).
+#: objective module that cannot import on the cluster's nodes, should stop, not spin). Deaths
+#: with a lost node count too: they spend no trial's retries, so this is what bounds them.
 _DEATHS_PER_WORKER = 3
 #: How often the driver looks at its actors and the store.
 _POLL_S = 0.5
@@ -308,14 +312,19 @@ class _Driver:
             self.ray.get(slot.run)
             return  # the sweep is over for this worker
         except self.ray.exceptions.RayError as exc:
-            reason, out_of_memory = _death(exc)
+            reason, cause = _death(exc, _lost_node(self.ray, exc))
             if getattr(exc, "actor_init_failed", False):  # it would fail the same way every time
                 self._stop_all("a worker could not start")
                 raise SweepError(f"workers cannot start: {_start_failure(exc)}") from None
         worker_id = self._worker_id(slot)
         self.deaths.append(f"{worker_id or slot.token}: {reason}")
         if worker_id is not None:
-            self.study.release_worker(worker_id, f"worker {worker_id!r} died: {reason}", retry=not out_of_memory)
+            self.study.release_worker(
+                worker_id,
+                f"worker {worker_id!r} died: {reason}",
+                retry=cause is not _Cause.OUT_OF_MEMORY,
+                counted=cause is not _Cause.NODE_LOST,
+            )
         if len(self.deaths) > _DEATHS_PER_WORKER * self.workers:
             self._stop_all("the sweep gave up")
             raise SweepError(f"{len(self.deaths)} workers died, the last with: {reason}; the sweep stopped")
@@ -350,20 +359,51 @@ class _Driver:
         return self.study.store.best_trial(self.study.id, self.study.direction)
 
 
-def _death(exc: Exception) -> tuple[str, bool]:
-    """One line on why an actor died, and whether Ray's memory monitor killed it (Ray's
+class _Cause(enum.Enum):
+    """Why a worker died, as far as its trial's retries go: a crash spends one, running out of
+    memory fails the trial (it would die again), a lost node spends none (not the trial's fault)."""
+
+    CRASH = ""
+    OUT_OF_MEMORY = "out of memory: "
+    NODE_LOST = "node lost: "
+
+
+#: The cause Ray's GCS gives an actor whose node died (removed, preempted, failed its health
+#: checks), naming the node.
+_NODE_DIED = re.compile(r"its node has died\. Node Id: ([0-9a-f]+)")
+
+
+def _lost_node(ray: Any, exc: Exception) -> bool:
+    """Whether the actor died with its node rather than by its own process's end.
+
+    Ray flags a spot or autoscaler preemption on the error (``preempted``); any other node
+    death it writes into the actor's cause with the node's id, and then the GCS node table
+    must agree that this node is no longer alive. Anything else (a crash, a kill, a message
+    Ray words differently) is not a node loss, so it spends a retry as it always did."""
+    if isinstance(exc, ray.exceptions.RayActorError) and exc.preempted:
+        return True
+    named = _NODE_DIED.search(str(exc))
+    if named is None:
+        return False
+    return not any(node["NodeID"] == named.group(1) and node["Alive"] for node in ray.nodes())
+
+
+def _death(exc: Exception, node_lost: bool) -> tuple[str, _Cause]:
+    """One line on why an actor died, and its cause: Ray's memory monitor killed it (Ray's
     generic worker-death text also lists "OOM" among possible causes, so that word alone
-    proves nothing)."""
+    proves nothing), its node was lost (``node_lost``, from :func:`_lost_node`), or else a
+    crash."""
     text = str(exc)
     out_of_memory = type(exc).__name__ == "OutOfMemoryError" or any(
         mark in text for mark in ("low on memory", "RAY_memory_usage_threshold")
     )
+    cause = _Cause.OUT_OF_MEMORY if out_of_memory else _Cause.NODE_LOST if node_lost else _Cause.CRASH
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("\t")]
     if not lines:
-        return type(exc).__name__, out_of_memory
+        return cause.value + type(exc).__name__, cause
     detail = lines[-1].split(". ")[0] if len(lines) > 1 else ""
     reason = f"{type(exc).__name__}: {lines[0]}" + (f" {detail}" if detail else "")
-    return (f"out of memory: {reason}" if out_of_memory else reason)[:400], out_of_memory
+    return (cause.value + reason)[:400], cause
 
 
 def _start_failure(exc: Exception) -> str:
