@@ -76,12 +76,12 @@ def fallback_batch(
         level = least_squares(lambda c: c - offsets, [start], loss="huber", f_scale=HUBER_SCALE).x[0]
         return PowerLaw(float(math.exp(level)), exponents)
 
-    law = calibrate(evidence)  # type: ignore[arg-type]
+    law = calibrate(evidence)
     rng = np.random.default_rng(seed)
-    boot = [calibrate([evidence[i] for i in rng.integers(0, len(evidence), len(evidence))]) for _ in range(bootstrap)]  # type: ignore[misc]
+    boot = [calibrate([evidence[i] for i in rng.integers(0, len(evidence), len(evidence))]) for _ in range(bootstrap)]
     q = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
     lo, hi = np.percentile([b.coefficient for b in boot] or [law.coefficient], q)
-    validation = leave_largest_out(evidence, "C" if "C" in exponents else "N", calibrate, "one scale only")  # type: ignore[arg-type]
+    validation = leave_largest_out(evidence, "C" if "C" in exponents else "N", calibrate, "one scale only")
     validation["why_calibrated"] = (
         f"no batch law could be fitted ({why}); {published.name}'s exponents with the coefficient fitted to "
         f"{len(evidence)} cells' best batches"
@@ -90,7 +90,7 @@ def fallback_batch(
         target="batch_size",
         law=law,
         intervals={"coefficient": (float(lo), float(hi))},
-        points=[{"n_params": n, "tokens": d, "batch_size": b} for n, d, b in evidence],  # type: ignore[misc]
+        points=[{"n_params": n, "tokens": d, "batch_size": b} for n, d, b in evidence],
         excluded=[e for e in excluded if (e.get("n_params"), e.get("tokens")) not in {(n, d) for n, d, _ in evidence}],
         validation=validation,
         bootstrap=boot,

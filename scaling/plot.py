@@ -130,8 +130,8 @@ def draw_fit(fig: Any, fit: ScalingFit, target: tuple[float, float] | None = Non
         ax.set_title(f"{label}{borrowed}\n{law.formula()}", fontsize=9)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="best", framealpha=0.8)
-    band = "band: 90% bootstrap; " if fit.learning_rate.bootstrap or fit.batch_size.bootstrap else ""
-    fig.suptitle(f"scaling fit {fit.name!r} ({fit.form} form); {band}dashed: extrapolation", fontsize=10)
+    band_note = "band: 90% bootstrap; " if fit.learning_rate.bootstrap or fit.batch_size.bootstrap else ""
+    fig.suptitle(f"scaling fit {fit.name!r} ({fit.form} form); {band_note}dashed: extrapolation", fontsize=10)
     fig.get_figure(root=True).draw_without_rendering()  # lay out first: the tick density reads the panels' sizes
     readable_log_axes(fig)
 

@@ -78,7 +78,7 @@ def test_pages_equal_the_stores_for_every_sort_order_filter_and_offset(storage_u
 
 def test_writes_from_elsewhere_show_when_the_copy_is_read_again(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
-    study = _mixed_study(url)
+    _mixed_study(url)
     pages = TrialPages(Store(url), ttl_s=3600.0)  # read again only when told, below
     running = [t["number"] for t in _page(pages, "mixed", states=["running"], sort="number", descending=False, offset=0, limit=10)["trials"]]
     assert running == [17, 18, 19]

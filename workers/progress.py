@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
-from typing import Self
 
 from rich.console import Console
 from rich.live import Live
@@ -33,7 +32,7 @@ class SweepProgress:
         self._last_log = 0.0
         self._first_finished: int | None = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> SweepProgress:
         if self.enabled and self.console.is_terminal:
             self._live = Live(Text(f"{self.study}: starting workers"), console=self.console, refresh_per_second=4)
             self._live.__enter__()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,10 +47,19 @@ from search_spaces import get_builtin
 from search_spaces.space import Fidelity, SearchSpace
 
 SPACE = "mup-gpt-scaling"
+
+
+@dataclass(frozen=True)
+class _Size:
+    widths: str
+    trials_per_width: int
+    fidelity: tuple[float, float] | None = None  # None: the space's own
+
+
 #: --quick: a smaller sweep (narrower proxies, half the tokens, two Hyperband iterations).
-QUICK = {"widths": "16,32,64", "trials_per_width": 44, "fidelity": (8_192, 73_728)}
+QUICK = _Size("16,32,64", 44, (8_192, 73_728))
 #: Without --quick: three Hyperband iterations at widths 32-128.
-FULL = {"widths": "32,64,128", "trials_per_width": 66}
+FULL = _Size("32,64,128", 66)
 
 
 def demo(
@@ -74,11 +83,11 @@ def demo(
 ) -> None:
     """Sweep muP proxies at several widths, check muTransfer, fit a scaling law and recommend a learning rate and batch size for a larger target."""
     defaults = QUICK if quick else FULL
-    width_list = _widths(widths or defaults["widths"])  # type: ignore[arg-type]
-    trials_per_width = trials_per_width or defaults["trials_per_width"]  # type: ignore[assignment]
+    width_list = _widths(widths or defaults.widths)
+    per_width = trials_per_width or defaults.trials_per_width
     space = get_builtin(SPACE).with_fixed({} if sweep_batch else {"batch_size": batch_size})
-    if quick:
-        space = space.with_fixed({}, fidelity=Fidelity("tokens", *QUICK["fidelity"]))  # type: ignore[misc]
+    if defaults.fidelity is not None:
+        space = space.with_fixed({}, fidelity=Fidelity("tokens", *defaults.fidelity))
     store = open_store(storage)
     url = store.display_url
     started = time.monotonic()
@@ -90,10 +99,10 @@ def demo(
     searched = "learning rate and batch size" if sweep_batch else f"the learning rate (batch {batch_size} x 64 tokens)"
     console.print(
         f"[bold]1. Sweep[/] {sweep!r} in {url}: {algorithm} over {searched} of muP GPT proxies at "
-        f"widths {', '.join(map(str, width_list))}, {trials_per_width} trials each, budgets of "
+        f"widths {', '.join(map(str, width_list))}, {per_width} trials each, budgets of "
         f"{fidelity.min:,g} to {fidelity.max:,g} tokens, {workers} Ray workers"  # type: ignore[union-attr]
     )
-    summary["studies"] = _run_sweeps(studies, workers, address, trials_per_width, gpus_per_trial)
+    summary["studies"] = _run_sweeps(studies, workers, address, per_width, gpus_per_trial)
     for study in studies:
         study.to_csv(output / f"trials-{study.name}.csv")
 
@@ -174,7 +183,7 @@ def _run_sweeps(studies: list[Study], workers: int, address: str | None, trials:
                 + (f"; best loss {best.value:.4f} at {best.budget:,g} tokens" if best and best.value is not None else "")
                 + f" ({result.wall_s:.0f}s)"
             )
-            rows.append({"study": study.name, "width": study.search_space["width"].value, "n_params": n_params,  # type: ignore[union-attr]
+            rows.append({"study": study.name, "width": study.record.tags.get("width"), "n_params": n_params,
                          "counts": counts, "best": None if best is None else best.value, "wall_s": round(result.wall_s, 1)})
     return rows
 

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import MISSING
 from dataclasses import fields as dataclass_fields
 from importlib.metadata import version
-from typing import Annotated, Any, Literal, get_args, get_type_hints
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_type_hints
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -136,7 +136,7 @@ class TrialPagesFirst:
 
     _SORTS = frozenset(get_args(SortKey))
     _STATES = frozenset(get_args(StateName))
-    _INTS = {"offset": (0, MAX_OFFSET), "limit": (1, MAX_LIMIT)}
+    _INTS: ClassVar[dict[str, tuple[int, int]]] = {"offset": (0, MAX_OFFSET), "limit": (1, MAX_LIMIT)}
 
     def __init__(self, app: ASGIApp, pages: TrialPages) -> None:
         self.app = app
@@ -145,7 +145,7 @@ class TrialPagesFirst:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = self._study(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
         query = None if name is None else self._query(scope["query_string"])
-        if query is not None:
+        if name is not None and query is not None:
             try:
                 body = await self.pages.page(name, **query)
             except StudyNotFoundError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -49,7 +51,7 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(exc_type, _handler(status, field))
 
 
-def _handler(status: int, field: str | None):  # type: ignore[no-untyped-def]
+def _handler(status: int, field: str | None) -> Callable[[Request, Exception], JSONResponse]:
     def handle(_: Request, exc: Exception) -> JSONResponse:
         return _response(status, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, field)
 

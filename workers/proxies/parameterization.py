@@ -159,11 +159,11 @@ def build(model_type: type[M], cfg: C) -> M:
     dimensions grow with width) taken from a base and a delta model that differ from it only
     in width, built on the meta device (shapes, no memory). ``rescale_params=False``: the
     model's own init already follows the muP rules."""
-    model = model_type(cfg)  # type: ignore[call-arg]
+    model = model_type(cfg)
     if cfg.scaling.is_mup:
         with torch.device("meta"):
-            base = model_type(replace(cfg, width=cfg.base_width))  # type: ignore[call-arg]
-            delta = model_type(replace(cfg, width=2 * cfg.base_width))  # type: ignore[call-arg]
+            base = model_type(replace(cfg, width=cfg.base_width))
+            delta = model_type(replace(cfg, width=2 * cfg.base_width))
         set_base_shapes(model, base, delta=delta, rescale_params=False)
     model.initialize()  # type: ignore[operator]
     return model
