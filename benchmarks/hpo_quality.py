@@ -2,93 +2,26 @@
 multi-fidelity benchmarks, plus the per-trial cost of ``ask`` in a study of 2,000 trials.
 
 What it measures
-    Problems (``workers/problems.py``, protocol in ``shared/reference/benchmarks.md``):
-    multi-fidelity Branin (Kandasamy et al. 2017), multi-fidelity Hartmann-3 and Hartmann-6
-    (mf-prior-bench's fidelity-biased Hartmann, noise preset "default" = bias 0.5, noise 0.1),
-    counting ones 8+8 and 32+32 (DEHB paper). Every method sees the same noisy objective, the
-    same fidelity range (the built-in space's min and max budget), eta = 3 and the same total
-    budget; regret is scored noise-free at full fidelity (normalised by d for counting ones).
+    On multi-fidelity Branin, Hartmann-3, Hartmann-6 and counting ones 8+8 and 32+32
+    (``workers/problems.py``), every algorithm in ``hpo.algorithms.ALGORITHMS`` (through the
+    real study API on SQLite in /dev/shm), Optuna TPE + Hyperband pruner and Ray Tune ASHA /
+    HyperBand (the anchors) get the same noisy objective, eta = 3 and the same total budget
+    in full-fidelity evaluations; each rung evaluation is charged cost(z) / cost(z_max).
+    Regret is the incumbent's (best observed full-fidelity value), scored noise-free: median
+    and IQR over seeds, and budget_to_random / speedup_vs_random against random search.
+    ``ask_latency_ms``: median ``ask`` and ask + tell with 2,000 trials in the study, timed
+    alone after the quality runs, on /dev/shm and on disk.
 
-    Methods
-    * ours: every algorithm in ``hpo.algorithms.ALGORITHMS`` at run time (random, hyperband,
-      asha, and whatever else is registered: dehb, dehb-async, bo, tpe, bohb, ...), driven
-      through the real study API (``hpo.create_study`` + ``ask``/``tell``) on a SQLite file in
-      ``/dev/shm``, settings ``{"seed": seed}`` and otherwise each algorithm's defaults
-      (eta = 3). Multi-fidelity = a subclass of Hyperband or ASHA, or a name matching
-      dehb/bohb/hyperband/asha; the rest (random, bo, tpe) run every trial at full fidelity.
-    * optuna-tpe-hb: Optuna ``TPESampler(seed)`` + ``HyperbandPruner(min_resource=1,
-      max_resource=eta^s_max, reduction_factor=3)``, in-memory storage. A trial evaluates the
-      objective at each rung of the geometric ladder z_k = max * 3^(k - s_max) (step 3^k),
-      ``trial.report``s it and asks ``should_prune``. It starts at the first rung its Hyperband
-      bracket ever checks (read with the pruner's ``_get_bracket_id``, a private method):
-      lower rungs would never be looked at by that bracket, and evaluating them would only
-      waste Optuna's budget.
-    * ray-asha / ray-hyperband: Ray Tune ``ASHAScheduler`` / ``HyperBandScheduler`` with
-      ``time_attr`` = the ladder step (1, 3, 9, ...; max_t = 3^s_max, grace_period 1,
-      reduction_factor 3) and Tune's default searcher (``BasicVariantGenerator``, random
-      sampling), a class ``Trainable`` whose ``step`` evaluates the next ladder rung (a tiny
-      dict checkpoint lets HyperBand pause and resume it). Local ``ray.init(num_cpus=2)``,
-      no dashboard, ``verbose=0``, auto callback loggers off, ``reuse_actors=True``,
-      ``max_concurrent_trials=2``, ``num_samples=-1`` and a ``Stopper`` that ends the
-      experiment once the budget is spent. Ray's HyperBand trainable does not know its
-      bracket, so it evaluates every ladder rung from the bottom (charged like any other).
-
-Budget accounting (the same for every method)
-    Each rung evaluation is a separate, fresh evaluation of the objective at that fidelity
-    (as our multi-fidelity algorithms run them: a promoted configuration is a new trial that
-    trains from scratch), charged ``cost(z) / cost(z_max)`` full-fidelity evaluations; a
-    configuration that reaches rung k has paid for every rung it was evaluated at. After
-    each evaluation the trace records the cumulative spend and the regret of the incumbent:
-    the configuration with the best *observed* (noisy) value among evaluations at full
-    fidelity, scored noise-free; +inf until a first full-fidelity evaluation. A run stops
-    once the budget is spent; the final regret is the incumbent's after ``budget``
-    (an evaluation that overshoots the budget does not count).
-
-What the numbers mean
-    * final regret: median and inter-quartile range (25-75 %) over seeds at the budget.
-    * budget_to_random: the smallest budget at which the method's median-over-seeds regret
-      curve is at or below random search's final median regret; speedup_vs_random = total
-      budget / budget_to_random ("-" when never reached within the budget). Random search
-      itself scores about 1 by construction.
-    * targets, per benchmark: (1) our DEHB (every registered dehb* variant) and our best
-      model-based method (among bo/tpe/bohb/gp: the one with the best mean rank over all
-      benchmarks, the same one on every benchmark) have median final regret <= the best
-      median of Optuna and Ray Tune; (2) every multi-fidelity method of ours has
-      speedup_vs_random >= 3.
-    * ask_latency_ms: per algorithm, median wall time of ``study.ask`` and of ask + tell
-      with 2,000 completed trials already in the study (Hartmann-6 space). The study is
-      filled through the real ask/tell loop of that algorithm; if that takes longer than
-      ``--latency-fill-limit`` seconds, the rest is filled through ``enqueue_many`` +
-      ``claim`` + ``tell`` (random configurations, at full fidelity for full-fidelity
-      algorithms, spread over the rung ladder like one Hyperband iteration for the others,
-      without bracket bookkeeping; the JSON says how many trials came each way). Then
-      ``--latency-asks`` further asks are timed. Measured on
-      ``/dev/shm`` and on a copy of the same file on disk (``/var/tmp``), one algorithm at
-      a time after the quality runs, so that the timings are the ask's own cost and not a
-      share of two cores with the benchmark's other jobs (which doubled and tripled them).
-
-Budgets and seeds (defaults)
-    50 full-fidelity evaluations on Branin and Hartmann (about 4 Hyperband iterations: 270
-    evaluations for Hyperband, 500 for ASHA), 30 on counting ones (a Hyperband iteration
-    there, with max/min = 162 and s_max = 4, costs about 23.5), 10 seeds for ours and Optuna;
-    the choice keeps a full run within about 20 minutes on 2 shared cores. Ray Tune costs
-    50-120 ms of overhead per trial here even with the settings above (measured and printed;
-    about 1 s per trial in other reports), so it runs seed-major rounds (every problem and
-    both schedulers per seed) and starts no new round that would end after ``--time-cap``;
-    the table (seeds column) and the JSON (``seeds`` per entry, ``config.ray``) say how many
-    seeds it got. The seed also seeds the noise, so methods see common random numbers; our
-    algorithms draw their first configurations from the same seeded sampler, so at a seed
-    Hyperband's first bracket and random search start from the same configurations.
-
-Caveats
-    Two cores shared with other work: wall times and latencies are indicative. Regret at a
-    fixed budget on one noise preset says nothing about other presets. Our runs pay no
-    objective time, so budget (not wall time) is the x axis everywhere.
+Targets, per benchmark
+    1. Our DEHB variants and our best model-based method: median final regret <= the best
+       anchor's.  2. Every multi-fidelity method of ours: speedup_vs_random >= 3.  3. The
+       median ask on /dev/shm under 50 ms at 2,000 trials, for every algorithm.
 
 How to run it
     ``python benchmarks/hpo_quality.py [--quick] [--seeds N] [--budget B] [--problems ...]
-    [--methods ...] [--no-ray]`` -> ``benchmarks/results/hpo_quality.json`` and
-    ``hpo_quality.png`` (``hpo_quality_quick.*`` with ``--quick``).
+    [--methods ...] [--no-ray]`` -> ``benchmarks/results/hpo_quality.json`` and ``.png``
+    (``hpo_quality_quick.*`` with ``--quick``: 2 seeds, budget 15, one Ray seed on Branin).
+    The protocol's details and the findings: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations

@@ -3,155 +3,24 @@ under muP, and move under SP?
 
 What it measures
     A learning-rate sweep of the GPT proxy (``workers.proxies.trainer.train("gpt", ...)``) at
-    widths 64, 128, 256 and 512, once in SP and once in muP (base width 64: with the settings
-    below the two build the same model at width 64, up to the order of the random draws).
-    Every run trains for ``STEPS`` steps and is scored by its held-out loss at the end
-    (cross-entropy in nats/byte on 128 fixed windows of standard-library modules it never
-    trained on). A run the trainer stops as diverged (non-finite loss, or a training loss 3x
-    the first step's) counts as worse than any finite loss and is a gap in the plot.
+    widths 64 to 512, once in SP and once in muP (base width 64), with the same settings
+    (``FIXED``, tuned at the base width) for both. A run scores its held-out loss (nats/byte)
+    after ``STEPS`` steps; a diverged run is worse than any finite loss (a gap in the plot).
+    Optimum per (param, width): the best grid point, refined by the parabola in log2 lr
+    through it and its neighbours (flagged where it cannot be). Drift: the optimum's log2 lr
+    at the widest width minus at the narrowest. At the widest width each param's two best
+    grid points are re-run with ``--confirm-seeds`` seeds, paired by seed.
 
-    Optimum per (param, width): the best grid point, refined by the vertex of the parabola in
-    log2(lr) through it and its two neighbours, so the drift is not a multiple of the grid
-    spacing; at the edge of the grid (or next to a diverged point) the grid point itself,
-    flagged in the table and the JSON. Drift = optimum log2 lr at width 512 minus at width 64
-    (signed; the targets use its absolute value).
-
-Targets (from the issue)
-    1. muP: |drift| <= 0.5 (log2) over the 8x width range.
-    2. SP: |drift| >= 1.
-    3. The best muP loss at width 512 is no worse than SP's. Judged on a confirmation at that
-       width: each param's best grid point and the better of its two neighbours (the optimum
-       lies between them) are re-run with seeds 0-5 (``--confirm-seeds``), and the lower mean
-       of the two is its best loss. One seed cannot settle this: a point's loss moves by about
-       0.01 with the seed, as much as the gap being judged. The report also gives muP minus
-       SP paired by seed (a seed fixes the batches and their order) with its standard
-       error.
-
-Settings, the same for SP and muP (they differ in the parameterization only)
-    * Model: depth 2, 4 heads, init_std 0.02, attention multiplier 1, seq_len 32, and three
-      settings tuned at the base width (below): ``output_mult`` 2, ``embed_lr_mult`` 32 (the
-      token and position embeddings train at 32x the learning rate; muP leaves that rate alone
-      at every width, as it does every vector-like parameter's) and, for muP, ``zero_init``
-      off (readout and query drawn, not zeroed; SP never zeroes them), so that at the base
-      width the two parameterizations build the same model. AdamW (MuAdamW under muP) with the
-      trainer's defaults: weight decay 0.1, betas (0.9, 0.95), warmup 5 % then cosine to 10 %,
-      gradient clipping at 1.0.
-    * Batch 8 sequences x 32 bytes, 200 steps (51,200 tokens per run): the largest budget that
-      lets the whole grid (2 params x 4 widths x 12 learning rates = 96 runs) finish in
-      16-28 minutes on 2 cores, by the machine and its load (16.4 in the committed run), the
-      width-512 runs (27-60 s each) being most of it; the confirmation adds 20 width-512 runs
-      (9.5-17 minutes).
-    * Grid: log2 lr from -16 to -5 in steps of 1 (12 values), chosen before the tuning below
-      from a pilot at 300 steps (SP's optimum near -9 at width 64 and at or below -13 at width
-      512, muP's near -7); with the tuned multipliers every optimum is still interior (SP -11
-      at 512 to -7 at 64, muP -7) with at least two grid points on each side. A spacing of 0.5
-      would double the run; the parabola refinement recovers sub-grid positions.
-    * One seed (0) per point, the same for every run: at a given width every learning rate
-      sees the same initial weights and the same batches, so the loss-vs-lr curve is not
-      jittered by data order. ``--seeds 2`` averages two seeds (twice the time).
-    * One torch thread (``--threads`` to change): on this 2-core machine, shared with other
-      jobs, two threads ran 1.0-1.9x faster than one when the machine was idle but 4-50x
-      slower than when idle whenever another process took a core (every parallel region
-      waits on the descheduled thread), while one thread slowed down 1.1-2.5x.
-
-Tuned at the base width (64) only, then carried to every width
-    The first full run used the proxy's untuned defaults (``output_mult`` 1, embeddings at the
-    global learning rate): muP's optimum drifted -0.70 and its best loss at width 512 was
-    2.887 against SP's 2.513, with the muP curves of all widths lying on one another. The
-    parameterization itself checks out: at width 512 MuAdamW gives the 8 hidden matrices
-    lr / 8 (weight decay x 8, so lr x decay, the per-step shrink, is the same at every width)
-    and the embeddings, LayerNorms and readout the plain lr; MuReadout's width multiplier is 8;
-    the hidden init std is 0.02 x sqrt(64 / fan_in) with the query and readout zeroed; the
-    schedule scales each group from its own ``initial_lr``; the square roots of Adam's second
-    moments (medians 1e-5 to 5e-4 per tensor at width 512) are far above its epsilon. What the
-    defaults got wrong was the base model itself, so the muTransfer recipe applies: tune muP at
-    width 64, keep what wins, and give SP the same settings.
-    Pilots at width 64 with this script's settings, seeds 0 and 1, the loss at the best grid
-    learning rate averaged over the two seeds (log2 lr in brackets):
-      - embedding lr multiplier (``output_mult`` 1): 1/16 -> 2.897 [-6], 1/4 -> 2.822 [-7],
-        1 -> 2.800 [-7], 4 -> 2.754 [-8], 8 -> 2.539 [-7], 16 -> 2.452 [-7], 32 -> 2.423 [-7],
-        64 -> 2.428 [-7]: 32 taken (16-64 is a plateau; 32 its middle).
-      - then ``output_mult`` (embedding multiplier 32): 1 -> 2.423, 2 -> 2.397, 4 -> 2.416
-        [-8], 8 -> 2.405 (all [-7] but one): 2 taken (lower than 1 at each of log2 lr -8, -7
-        and -6).
-      - then (``output_mult`` 2, embedding multiplier 32), none better than 2.397 by more than
-        0.001: ``attn_mult`` 0.5 -> 2.397, 2 -> 2.415; ``init_std`` 0.01 -> 2.413, 0.04 ->
-        2.406; embedding multiplier 64 -> 2.410; no gradient clipping -> 2.409 (so they stay
-        at their defaults); a readout-only lr multiplier (tried in the pilot only) 0.5 ->
-        2.420, 2 -> 2.411.
-      - last (the option came after the first tuned run), muP's ``zero_init``: off -> 2.382
-        [-7] (2.407 at -8, 2.389 at -6) against 2.397 on: off taken. With it off muP's model at
-        width 64 is SP's (the same init rules, attention 1/sqrt(d) at the base head size,
-        MuAdamW's width multipliers all 1); only the order of the random draws differs (SP:
-        2.380 at -7 over the same seeds).
-    SP at width 64 with the same settings (not used to choose): 2.380 at -7 (2.711 [-9] with
-    the defaults). Width 512 was run only to check the first two choices (seed 0, zero init):
-    muP 2.428 / 2.402 / 2.418 at log2 lr -8 / -7 / -6, SP 2.387 / 2.371 / 2.397 at -12 / -11 /
-    -10. Before ``output_mult`` was chosen, three diagnostic
-    runs at width 512 (muP, log2 lr -7, ``output_mult`` 1) changed one thing each, to look for
-    a mis-scaled layer: LayerNorm lr / 8 (2.444 against 2.437), embedding multiplier 4 instead
-    of 32 (2.910) and attention multiplier 2.83 (the SP attention scale at that width, 2.443);
-    none was adopted.
-
-Result of the full run (one seed in the sweep, six in the confirmation; 25.9 minutes)
-    muP drift +0.07 (optima -6.54, -6.40, -6.29, -6.47 at widths 64-512): met. SP drift -4.33
-    (-6.80, -8.21, -9.79, -11.13): met. Best loss at width 512, mean of seeds 0-5: muP 2.3821
-    (log2 lr -7; -6 gives 2.3887), SP 2.3748 (-11; -12 gives 2.3870); muP minus SP paired by
-    seed +0.0074 +- 0.0044 (per seed +0.010, -0.001, -0.008, +0.014, +0.006, +0.023): MISSED,
-    by 0.3 % of the loss, 1.7 standard errors. The muP curves of the four widths lie on one
-    another, and so do their best losses (2.385, 2.374, 2.371, 2.381 with seed 0): at 51k
-    tokens muP gains nothing from width, while SP, retuned at each width, ends 0.017 lower at
-    512 than at 64 (2.388 -> 2.371).
-    The previous committed run (zero-initialised readout and query, one seed) had muP 2.4021
-    against SP 2.3711 at width 512, drift +0.33: the zero init cost 0.02-0.03 at every width
-    (2.406 against 2.385 at width 64, 2.402 against 2.381 at 512), which is why it is tuned
-    off above.
-
-Why SP stays ahead here (single runs at width 512, seed 0, outside this script)
-    Starting from SP at its optimum (log2 lr -11, 2.3711) and moving one of its layers to what
-    muP does at its own optimum: the readout's initial output shrunk to muP's size (x 1/sqrt(8):
-    muP's readout init shrinks as 1/width, SP's as 1/sqrt(width)) 2.4224; the embeddings' rate
-    x 16 (muP keeps it at 32 x 2^-7 at every width, SP's falls with its global rate) 2.4021;
-    the readout's rate x 4 2.3826; muP's 1/d attention 2.3743; the hidden matrices' decay x 8
-    2.3709; the LayerNorms' rate x 16 2.3670. The other way, muP at SP's per-layer rates (log2
-    lr -8, embedding multiplier 4: hidden 2^-11, embeddings 2^-6) gives 2.4235, and 2.3985 with
-    SP's readout init on top. So SP's edge is its regime at width 512 (slow embeddings and a
-    readout whose random initial output does not vanish with width), which muP's
-    width-independent rates and vanishing readout do not reach; muP is not mis-scaled (the
-    coordinate check, the flat curves and the drift above). Tuning at the base width does not
-    change that: a readout init x 2.83 was the best of 1 / 2.83 / 8 at width 64 (2.376 against
-    2.382, two seeds), and at width 512 it helped SP (2.3729 -> 2.3602, seeds 0-1) more than
-    muP (2.3777 -> 2.3767). Nor does muP's embedding rate at width 512: multipliers 11.3 (32 /
-    sqrt(8): a rate falling as 1/sqrt(width)) and 16 give 2.3764 and 2.3754 at log2 lr -7 (seeds
-    0-1; 2.3888 for 11.3 at -6), within noise of 32's 2.3777. Neither more steps nor more width
-    closes the gap. At 400 steps muP 2.2652 (log2 lr -7; -6: 2.2856) against SP 2.2094 (-11).
-    At width 1024 (seeds 0-1, two threads) muP 2.3788 (-7, the transferred optimum) against SP
-    2.3631 (-13; -12: 2.3637). With seed 0 muP's best loss is flat from width 64 through 512
-    to 1024 (2.385, 2.381, 2.382) while SP's keeps falling (2.388, 2.371, 2.359), so at this
-    budget the gap grows with width (0.007 at 512, 0.016 at 1024). At width 64 the two are the
-    same model (from the same weights and batches they train identically, which
-    tests/test_proxy_models.py checks), so muP minus SP there is the draws' noise: at 400
-    steps, seeds 0-3, log2 lr -7, +0.024, +0.008, +0.004, -0.005.
-
-Caveats
-    The sweep has one seed and 51k tokens per run. Near an optimum the curves are flat to a
-    few hundredths of a nat over an octave or two, and the seed moves a point's loss by about
-    0.01 (the confirmation's per-seed losses); the optima, and so the drifts, move with it
-    (with the untuned defaults a rerun of muP at widths 64 and 512 with seed 1, outside this
-    script, moved the drift from -0.70 to -0.11). Even the host moves them: this script run
-    again with the same code on another machine of the same kind (one thread, same torch)
-    reproduced every loss to 1e-7 at the low rates, but at the high ones rounding grows over
-    200 steps (muP at width 64, log2 lr -6: 2.3777 then 2.3854; SP at 128, -7: 2.3975 then
-    2.4188), which moved muP's drift from -0.32 to +0.07 and SP's from -4.36 to -4.33; the
-    width-512 confirmation's means came out the same to 4 decimals. ``--seeds N`` averages the
-    sweep over N seeds at N times the cost. Wall time depends on the load (in the JSON, start and end).
+Targets
+    1. muP: |drift| <= 0.5, :mod:`scaling.transfer`'s tolerance.  2. SP: |drift| >= 1.
+    3. muP's best loss at the widest width (the confirmation's mean) is no worse than SP's.
 
 How to run it
     ``python benchmarks/mutransfer.py [--quick] [--widths ...] [--log2-lrs ...] [--steps N]
     [--seeds N] [--confirm-seeds N] [--threads N] [--out DIR]`` -> ``DIR/mutransfer.json``
-    and ``mutransfer.png``
-    (``mutransfer_quick.*`` with ``--quick``: widths 64 and 128, 5 learning rates, 40 steps,
-    2 confirmation seeds, under a minute). DIR defaults to ``benchmarks/results``.
+    and ``.png`` (DIR: benchmarks/results; ``mutransfer_quick.*`` with ``--quick``: widths 64
+    and 128, 5 learning rates, 40 steps, 2 confirmation seeds). Findings, the tuning of
+    ``FIXED`` and the caveats: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -199,10 +68,10 @@ FIXED = {
     "batch_size": 8,
     "base_width": 64,
     "init_std": 0.02,
-    "output_mult": 2.0,  # tuned at the base width (see the docstring)
+    "output_mult": 2.0,  # tuned at the base width (benchmarks/README.md)
     "attn_mult": 1.0,
-    "embed_lr_mult": 32.0,  # tuned at the base width (see the docstring)
-    "zero_init": False,  # muP only; tuned at the base width (see the docstring)
+    "embed_lr_mult": 32.0,  # tuned at the base width (benchmarks/README.md)
+    "zero_init": False,  # muP only; tuned at the base width (benchmarks/README.md)
     "weight_decay": 0.1,
     "warmup_fraction": 0.05,
     "schedule": "cosine",
@@ -331,7 +200,7 @@ def confirm(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Seeds 0..n_seeds-1 at each candidate (reusing the sweep's runs), and per param the
     candidate with the lowest mean: one seed cannot settle a comparison of a few hundredths
-    (see the docstring), and picking the best of two grid points by one seed's loss would
+    (benchmarks/README.md), and picking the best of two grid points by one seed's loss would
     carry that seed's luck into the verdict. Diverged seeds count as NaN (the mean too)."""
     done = {(r["param"], r["width"], r["log2_lr"], r["seed"]): r for r in runs}
     extra: list[dict[str, Any]] = []
@@ -482,7 +351,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"({CONFIRM_SEEDS}; quick {QUICK_CONFIRM_SEEDS})",
     )
     parser.add_argument(
-        "--threads", type=int, default=THREADS, help=f"torch intra-op threads ({THREADS}; see the docstring)"
+        "--threads", type=int, default=THREADS, help=f"torch intra-op threads ({THREADS}; why one: benchmarks/README.md)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output folder (benchmarks/results)")
     return parser.parse_args(argv)

@@ -1,27 +1,23 @@
 """Load on the service: 200 concurrent clients for 10 s on loopback against ``/recommend`` and
-against a 100-trial page of a study holding 10,000 trials, beside ``/api/health`` (no work,
-but routed and validated by the web framework: what an ordinary request costs on this
-machine; the other two are mostly answered before routing, by
-``hpo.service.recommender.AnsweredQueries`` and ``hpo.service.api.TrialPagesFirst``, so they
-can pass it).
+against a 100-trial page of a study holding 10,000 trials, beside ``/api/health``.
 
-What is measured: each client is a closed loop (send, wait for the answer, send again) on its
-own keep-alive connection, all 200 in one asyncio process with a bare HTTP/1.1 client, for ``--seconds`` per endpoint, against ``hpo serve``
-with ``--workers`` uvicorn processes over a SQLite store on local disk. Latency is from send
-to the last byte of the answer; p50/p99 over every request of the window, and requests per
-second. The store: the study ``load`` with 10,000 completed trials (two parameters, an
-intermediate value each), and one stored scaling fit, so ``/recommend`` (no law named)
-answers for Step Law, DeepSeek and that fit with its bootstrap interval. Trial pages start at
-random offsets, so pages differ from request to request: each is a slice of the study's trials that every
-server process keeps encoded (``hpo.service.trial_pages``, re-read at most twice a second).
-Each endpoint first gets ``WARM_S`` seconds of the same load, not measured, so that every
-server process has read the study (about 0.5 s for 10,000 trials, once) before the window.
+What it measures
+    Each client is a closed loop (send, wait for the answer, send again) on its own
+    keep-alive connection, all in one asyncio process, against ``hpo serve --workers N``
+    over a SQLite store holding the study ``load`` (10,000 completed trials) and one stored
+    fit. Trial pages start at random offsets. Each endpoint first gets ``WARM_S`` seconds of
+    the same load, not measured. Latency is send to last byte: p50/p90/p99/max over the
+    window, with requests per second (closed-loop latency is bounded below by clients /
+    throughput, and client and server share the cores). ``/api/health`` does no work: what
+    any routed request costs on the machine; it has no target.
 
-On a 2-core machine the load generator and the server share the cores; with closed-loop
-clients the latency is bounded below by concurrency / throughput (200 clients at 1,000
-requests/s is 200 ms whatever the server does), so the table reports throughput beside it.
+Targets
+    p99 < 50 ms on ``/recommend`` and < 200 ms on trial pages (``TARGETS_MS``), no errors.
 
-    python benchmarks/service_load.py [--quick] [--workers 2] [--clients 200] [--seconds 10]
+How to run it
+    ``python benchmarks/service_load.py [--quick] [--workers 2] [--clients 200] [--seconds 10]
+    [--trials 10000] [--out DIR]`` -> ``DIR/service_load.json`` and ``.png`` (DIR:
+    benchmarks/results; ``--quick``: 20 clients, 2 s, 1,000 trials). Findings: benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -1,51 +1,25 @@
 """Trial throughput and per-trial latency of the study store against Optuna's RDBStorage.
 
 What it measures
-    One *cycle* is the life of one trial with two float parameters and three intermediate
-    values, as a worker drives it:
+    One cycle is one trial's life as a worker drives it: ours ``Store.enqueue`` -> ``claim``
+    -> ``report`` at budgets 1, 2, 3 -> ``finish``; Optuna ``study.ask`` -> ``trial.report``
+    x3 -> ``study.tell``. Every backend (SQLite, PostgreSQL) x study size (finished trials
+    already in the study) x processes (1 and 4) is measured for both systems, each in its
+    own database copied from a populated snapshot; each "spawn" process warms up, waits at a
+    barrier and times its share of the cycles. trials/s: all measured cycles / (last end -
+    first start); p50 / p95: of one whole cycle; throughput_ratio: ours / Optuna's;
+    latency_growth: p50 at the largest study / at the smallest.
 
-    * ours:   ``Store.enqueue`` (1 trial) -> ``claim`` -> ``report`` at budgets 1, 2, 3 ->
-      ``finish`` COMPLETED;
-    * Optuna: ``study.ask`` (two ``FloatDistribution(0, 1)``, ``RandomSampler``, no pruner) ->
-      ``trial.report`` at steps 1, 2, 3 -> ``study.tell``.
-
-    Every configuration of backend (SQLite, PostgreSQL) x study size (1,000 and 10,000
-    finished trials, each with three intermediate values, already in the study) x processes
-    (1 and 4) is measured for both systems on the same kind of database. The two systems live
-    in separate databases (separate SQLite files, separate PostgreSQL databases), because both
-    schemas have tables named ``studies`` and ``trials``.
-
-    Each study is populated once per backend, grown from the smaller size to the larger one,
-    and kept as a snapshot (a SQLite file; a PostgreSQL database that serves as a template);
-    each configuration runs on a fresh copy of the snapshot, so it starts from exactly N
-    finished trials. Optuna's study is populated through its own API (``study.add_trials``),
-    with commits not waited to disk while populating only; its measured cycles use a plain
-    ``RDBStorage(url)``. Each process is started with the "spawn" method, opens its own
-    store or storage, runs a few unmeasured warm-up cycles (connections, statement caches),
-    waits at a barrier with the others, and then times each of its share of the measured
-    cycles with ``time.perf_counter``.
+Targets
+    throughput_ratio >= 5 in every configuration of a backend; our latency_growth <= 1.5 on
+    every backend and process count.
 
 How to run it
-    ``python benchmarks/store_throughput.py [--quick] [--cycles N] [--backends sqlite postgresql]``
-
-    PostgreSQL is reached at ``--pg-url`` (default
-    ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``, a maintenance database); the
-    benchmark creates and finally drops its own databases ``hpo_bench_ours``,
-    ``hpo_bench_optuna`` and their ``_base`` snapshots next to it. SQLite files live in a
-    temporary directory that is removed afterwards. ``--quick`` is a smoke run (study sizes
-    200 and 1,000, fewer cycles) written to ``store_throughput_quick.json``.
-
-What the numbers mean
-    * trials/s: measured cycles of all processes / (last process's end - first process's start).
-    * p50 / p95: percentiles of the wall time of one whole cycle, over every measured cycle
-      of every process, in milliseconds.
-    * throughput_ratio: our trials/s divided by Optuna's in the same configuration.
-    * latency_growth: p50 at the largest study size / p50 at the smallest, per backend and
-      process count, for each system; 1.0 means latency does not grow with the study.
-
-    Targets: throughput_ratio >= 5 in every configuration of a backend, and our
-    latency_growth <= 1.5 on every backend and process count. Results go to
-    ``benchmarks/results/store_throughput.json`` and a chart to ``store_throughput.png``.
+    ``python benchmarks/store_throughput.py [--quick] [--cycles N] [--backends sqlite
+    postgresql] [--pg-url URL] [--output PATH]`` -> ``benchmarks/results/store_throughput.json``
+    and ``.png`` (sizes 1,000 and 10,000; ``--quick``: 200 and 1,000, 60 cycles,
+    ``store_throughput_quick.*``). PostgreSQL databases ``hpo_bench_*`` are created next to
+    ``--pg-url``'s and dropped at the end; findings: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations

@@ -3,97 +3,25 @@ against Ray Tune with ASHA and with OptunaSearch, on a trivial objective and on 
 sleeps 0.2 s, with 2, 4 and 8 workers.
 
 What it measures
-    Objectives: the same function for every system, ``timed_objective``. It records
-    ``time.time()`` at entry, evaluates Branin at the configuration (x1 in [-5, 10], x2 in
-    [0, 15]; the "trivial" objective: a few microseconds), sleeps ``sleep_s`` (0 for
-    "trivial", 0.2 s for "sleep"), records ``time.time()`` at exit and only then appends the
-    pair to a file named by its process id in a per-run temporary directory on /dev/shm.
-    The file write and everything the system does around the call count as overhead.
+    Every system runs ``timed_objective`` (Branin, then ``sleep_s``), which records its entry
+    and exit times, on a fresh local Ray per run (``ray_start``). Systems: ours (a study on
+    /dev/shm and ``run_sweep``), ray-tune-asha and ray-tune-optuna (Tune at its fastest fair
+    settings: actor reuse, no checkpoints, no callback loggers) and ray-tune-asha-defaults
+    (Tune's own defaults). From the recorded intervals (``measure``): utilization = busy /
+    (workers x steady-state wall), and per-trial overhead = (workers x steady-state wall -
+    busy) / trials, start-up excluded on both sides; ``overhead_ratio`` = Tune's / ours.
 
-    Systems (each run on a fresh local Ray started by this script with
-    ``ray.init(address="local", num_cpus=W)`` and its own temp dir, no dashboard, logs not
-    sent to the driver; ``ray.shutdown()`` after the run, so no run inherits warm worker
-    processes from another):
-
-    * ours: ``hpo.create_study`` (SQLite file on /dev/shm, built-in Branin space, algorithm
-      ``--algorithm``, default asha) and ``run_sweep(study, objective, workers=W,
-      max_trials=N, progress=False)``, the objective a ``functools.partial`` of
-      ``timed_objective`` pickled to the workers. run_sweep finds Ray initialised and uses
-      it as is; its W actors ask the store for trials, run them and record them themselves.
-    * ray-tune-asha: ``tune.Tuner`` on a function trainable that calls the same objective
-      once and ``tune.report``s its value once; ``TuneConfig(num_samples=N,
-      max_concurrent_trials=W, reuse_actors=True, scheduler=ASHAScheduler(metric="value",
-      mode="min", time_attr="training_iteration", max_t=1, grace_period=1,
-      reduction_factor=3))``, Tune's default searcher (BasicVariantGenerator, seeded).
-    * ray-tune-optuna: the same with ``search_alg=OptunaSearch(metric="value", mode="min",
-      seed=seed)`` (Optuna's default TPE sampler) and no scheduler.
-    * ray-tune-asha-defaults: ray-tune-asha at Tune's own defaults, the configuration behind
-      the issue's "about 1.1 s per trivial trial": ``reuse_actors=False`` (TuneConfig's
-      documented default: every trial starts a new actor), the default checkpoint settings
-      and Tune's CSV/JSON/TensorBoard loggers on. Only ``verbose=0`` and the storage on
-      /dev/shm are kept from the fast variants. 100 trials per run (``--defaults-trials``),
-      as the issue measured it: each takes about a second of wall.
-
-    The two fast variants' settings are Tune's fastest fair ones we found: ``reuse_actors=True``
-    (without it every trial starts a new actor: the defaults variant),
-    ``RunConfig(verbose=0, checkpoint_config=CheckpointConfig(checkpoint_at_end=False))``,
-    storage on /dev/shm, auto callback loggers off (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``),
-    as in ``hpo_quality.py``. ``--tune-no-reuse`` runs Tune without actor reuse.
-
-Definitions (per run of one system with W workers and N trials)
-    * wall: from just before ``create_study`` / ``tune.Tuner(...)`` to ``run_sweep`` /
-      ``fit`` returning. The ``ray.init`` before it is timed separately (``ray_init_s``)
-      and counted in neither system's numbers: both need it alike.
-    * start-up: from the start of wall to the first objective entry (ours: actor creation,
-      imports, opening the store; Tune: trial and actor creation).
-    * steady-state wall: from the first objective entry to the last objective exit;
-      tail: from the last exit to the end of wall.
-    * busy time: the sum over all trials of (exit - entry) as the objective recorded it.
-    * utilization = busy / (W x steady-state wall).
-    * per-trial overhead (steady state) = (W x steady-state wall - busy) / trials: the time
-      a worker slot spends not running the objective, per trial. Its "incl. start-up"
-      variant uses the whole wall instead: (W x wall - busy) / trials.
-    * overhead_ratio (in the JSON per worker count, and the target) = Tune's steady-state
-      per-trial overhead / ours. Reported against each Tune variant; the headline
-      ``overhead_ratio`` is against the better (lower-overhead) of the two fast ones, the
-      conservative choice, and ``overhead_ratio_vs_defaults`` against Tune at its defaults,
-      the issue's reference. Start-up is excluded on both sides, like for like.
-    * processes: distinct process ids that ran the objective; ramp: from the first
-      objective entry to the first entry in the last of those processes (how long until
-      every worker that ever ran a trial was running; it falls inside the steady-state
-      window). Tune with actor reuse hands each finished trial's actor the next pending
-      trial and kills the actor it was starting for that trial, so with trials shorter
-      than an actor's start-up it may never use all W slots (see "processes").
-
-Targets (from the issue)
-    1. Our steady-state per-trial overhead at least 20x below Ray Tune's, at every worker
-       count, on each objective: checked and printed twice, against Tune at its defaults
-       (the issue's reference, ``overhead_ratio_vs_defaults``) and against the faster of the
-       two tuned variants (``overhead_ratio``, the stricter reading).
-    2. Utilization >= 95 % with 8 workers on the sleeping objective.
-
-Trials and time
-    N = 500 trials per run for ours. Ray Tune runs ``--tune-trials`` (default 500, same as
-    ours) unless given fewer: per-trial numbers stay comparable, and the table and the JSON
-    say how many trials each run had. A full run (3 worker counts x 2 objectives x 4
-    systems = 24 runs, each with its own ``ray.init``) takes 19-20 minutes on 2 shared
-    cores (18.9 in the committed run), about 10 of them Tune at its defaults. ``--quick`` is a smoke run (4 workers, 60
-    trials, 20 for Tune at its defaults, about 2 minutes) written to
-    ``worker_overhead_quick.*``.
-
-Caveats
-    Two cores shared with other work: every worker of every system runs on them, so with 8
-    workers the machine is oversubscribed 4x for the trivial objective, for all systems
-    alike. The load average at the start and end of every run is in the JSON. Wall times
-    are indicative; the ratios are the point. Under load a 0.2 s sleep oversleeps a little
-    (up to ~10 ms); busy time is what the objective measured, so that is not overhead.
+Targets
+    1. Our steady-state per-trial overhead at least 20x below Tune's at every worker count,
+       on each objective: against Tune's defaults and against the faster tuned variant.
+    2. Utilization >= 95% with 8 workers on the sleeping objective.
 
 How to run it
     ``python benchmarks/worker_overhead.py [--quick] [--workers 2 4 8] [--trials 500]
-    [--tune-trials N] [--objectives trivial sleep] [--systems ours ray-tune-asha
-    ray-tune-optuna ray-tune-asha-defaults] [--defaults-trials 100] [--algorithm asha]
-    [--tune-no-reuse]`` ->
-    ``benchmarks/results/worker_overhead.json`` and ``worker_overhead.png``.
+    [--tune-trials N] [--objectives trivial sleep] [--systems ...] [--defaults-trials 100]
+    [--algorithm asha] [--tune-no-reuse] [--output PATH]`` ->
+    ``benchmarks/results/worker_overhead.json`` and ``.png`` (``--quick``: 4 workers, 60
+    trials, ``worker_overhead_quick.*``). Definitions in full and findings: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -175,7 +103,8 @@ def read_intervals(timing_dir: str) -> dict[int, list[tuple[float, float]]]:
 def measure(
     intervals: dict[int, list[tuple[float, float]]], workers: int, t_call: float, t_return: float
 ) -> dict[str, Any]:
-    """The numbers of one run, as the module docstring defines them."""
+    """The numbers of one run: utilization and overhead as the module docstring defines them,
+    the rest (start-up, tail, ramp) as benchmarks/README.md does."""
     flat = [iv for ivs in intervals.values() for iv in ivs]
     wall = t_return - t_call
     if not flat:
