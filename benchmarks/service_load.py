@@ -39,11 +39,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import new_figure
 from scaling.plot import readable_log_axes
+
+ROOT = Path(__file__).resolve().parents[1]
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
