@@ -39,11 +39,23 @@ def _fit(x: np.ndarray, y: np.ndarray | None, loss: np.ndarray) -> np.ndarray:
 
 
 def basin(runs: Sequence[Run], window: float, minimum: int) -> list[Run]:
-    """The runs within ``window`` of the best loss, or the ``minimum`` best when fewer are."""
+    """The runs within ``window`` of the best loss, or, when they hold fewer than ``minimum``
+    distinct settings, the best runs up to ``minimum`` settings. Settings, not runs: seeds and
+    bootstrap resamples repeat a setting, and a curve through repeats of two learning rates
+    has no vertex to find (its bootstrap interval then ran off the grid)."""
     ordered = sorted(runs, key=lambda r: r.loss)
     best = ordered[0].loss
     near = [r for r in ordered if r.loss <= best * (1 + window)]
-    return near if len(near) >= minimum else ordered[:minimum]
+    if len({(r.learning_rate, r.batch_size) for r in near}) >= minimum:
+        return near
+    chosen: list[Run] = []
+    settings: set[tuple[float, float]] = set()
+    for r in ordered:
+        if len(settings) == minimum and (r.learning_rate, r.batch_size) not in settings:
+            break
+        chosen.append(r)
+        settings.add((r.learning_rate, r.batch_size))
+    return chosen
 
 
 def _clamp(y: float, y_swept: tuple[float, float]) -> float:

@@ -196,3 +196,15 @@ def test_columns_map_a_tables_names_scale_a_column_or_fix_a_constant(tmp_path: P
         read_csv(path, parse_columns("n_params=N_no_emb*x2"))
     with pytest.raises(ScalingError, match="is not NAME=COLUMN"):
         parse_columns("n_params")
+
+
+def test_a_noiseless_bowl_gets_a_tight_interval_from_every_estimator() -> None:
+    """A bootstrap resample repeats runs; a basin of repeats of two learning rates has no vertex,
+    and its far-off fits once stretched the quadratic's interval to 50x the optimum."""
+    lrs = [float(x) for x in np.geomspace(1e-3, 0.3, 9)]
+    runs = [Run(1e7, 1e9, lr, 2**17, 3.0 + 0.05 * (math.log2(lr) - math.log2(0.02)) ** 2) for lr in lrs]
+    for estimator in ("quadratic", "asymmetric"):
+        found = find_optimum(runs, estimator=estimator)
+        assert found.learning_rate == pytest.approx(0.02, rel=1e-3)
+        lo, hi = found.learning_rate_interval
+        assert 0.02 / 1.01 <= lo <= hi <= 0.02 * 1.01, estimator
