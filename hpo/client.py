@@ -69,7 +69,7 @@ def report(budget: float, value: float, **metrics: Any) -> bool:
 def should_stop() -> bool:
     """Whether the study stopped this trial (answered alike on every rank)."""
     path = os.environ.get(STOP_FILE)
-    return bool(path) and Path(path).exists()
+    return path is not None and path != "" and Path(path).exists()
 
 
 def params() -> dict[str, Any]:

@@ -64,6 +64,11 @@ class TrialReporter:
             self.stopped = not self._trial.should_continue(budget, value)
         return not self.stopped
 
+    @property
+    def trial(self) -> HeldTrial:
+        """The trial being run (its number, id and study name name a command's output)."""
+        return self._trial
+
     def record(self, **facts: Any) -> None:
         self._trial.record(facts)
 

@@ -39,6 +39,7 @@ from db.models import TrialState
 from db.records import FrozenTrial
 from hpo.runner import Objective, sweep_done
 from hpo.study import Study, load_study
+from workers.command import CommandObjective
 from workers.errors import SweepError
 from workers.objectives import resolve_objective
 from workers.progress import SweepProgress
@@ -98,13 +99,14 @@ def run_sweep(
     ``max_trials`` finished trials, ``timeout`` seconds pass, or the user interrupts.
 
     ``objective`` is a ``module:function`` spec, a built-in's name, or a callable (pickled to
-    the workers); default: the objective recorded with the study. Without ``address`` a
-    local Ray is started (and stopped at the end) with at least ``workers * cpus_per_trial``
-    CPUs, so the workers asked for all run; with it, the cluster at that address is joined
-    (``auto``, ``ray://host:10001``) and workers wait for free resources there. If Ray is
-    already initialised in this process, that Ray is used as it is. ``on_progress`` is
-    called from the driver at every poll with the study's counts by state, its best trial,
-    the workers alive and the seconds elapsed (for a notebook's own display, or a test).
+    the workers), such as a :class:`workers.command.CommandObjective`; default: the objective
+    recorded with the study. Without ``address`` a local Ray is started (and stopped at the
+    end) with at least ``workers * cpus_per_trial`` CPUs, so the workers asked for all run;
+    with it, the cluster at that address is joined (``auto``, ``ray://host:10001``) and
+    workers wait for free resources there. If Ray is already initialised in this process,
+    that Ray is used as it is. ``on_progress`` is called from the driver at every poll with
+    the study's counts by state, its best trial, the workers alive and the seconds elapsed
+    (for a notebook's own display, or a test).
     """
     _check_counts(workers, cpus_per_trial, gpus_per_trial, max_trials, timeout)
     handle = study if isinstance(study, Study) else load_study(study, storage)
@@ -116,6 +118,8 @@ def run_sweep(
         )
     if isinstance(spec, str):
         resolve_objective(spec, handle)  # a typo fails here, in one line, before any worker starts
+    elif isinstance(spec, CommandObjective):
+        spec.validate(handle)  # so does a placeholder the study cannot fill, or a missing executable
     if handle.search_space is None and handle.counts()[TrialState.QUEUED] == 0:
         raise SweepError(
             f"study {handle.name!r} has no search space and no queued trials: nothing to run; "
