@@ -8,7 +8,9 @@ import typer
 from rich.table import Table
 
 from db.models import TrialState
+from hpo.cli.errors import CLIError
 from hpo.cli.options import StorageOption, console
+from workers.command import DEFAULT_GRACE_S, CommandObjective
 
 #: The shell's convention for a command ended by Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
@@ -39,13 +41,29 @@ def run_command(
         float | None, typer.Option(help="Start no trial after this many seconds.", show_default=False)
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress; the summary only.")] = False,
+    command: Annotated[
+        str | None,
+        typer.Option(
+            help="Run this command for each trial instead of --objective, e.g. \"torchrun --nproc-per-node 8 train.py "
+            "--lr {learning_rate} --steps {budget}\" (docs/trainers.md).",
+            show_default=False,
+        ),
+    ] = None,
+    grace_seconds: Annotated[
+        float | None,
+        typer.Option(help=f"With --command: seconds between SIGTERM and SIGKILL for a pruned trial (default {DEFAULT_GRACE_S:g}).", show_default=False),
+    ] = None,
+    output_root: Annotated[
+        str | None,
+        typer.Option(help="With --command: where hpo-runs/STUDY/trial-N go (default: the current directory).", show_default=False),
+    ] = None,
 ) -> None:
     """Run the study's algorithm with Ray workers until --max-trials, --timeout or Ctrl-C."""
     from workers.sweep import run_sweep
 
     result = run_sweep(
         study,
-        objective,
+        _objective(objective, command, grace_seconds, output_root),
         storage=storage,
         workers=workers,
         address=address,
@@ -70,3 +88,15 @@ def run_command(
     if result.interrupted:
         console.print("interrupted: running trials were re-queued; run the same command to resume")
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _objective(spec: str | None, command: str | None, grace_s: float | None, output_root: str | None) -> str | CommandObjective | None:
+    """The objective ``hpo sweep run`` passes on: a spec, a command objective, or None (the
+    study's own)."""
+    if command is None:
+        if grace_s is not None or output_root is not None:
+            raise CLIError("--grace-seconds and --output-root go with --command")
+        return spec
+    if spec is not None:
+        raise CLIError("--command and --objective exclude each other; give one")
+    return CommandObjective(command, grace_s=DEFAULT_GRACE_S if grace_s is None else grace_s, output_root=output_root)
