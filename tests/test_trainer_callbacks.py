@@ -225,18 +225,35 @@ def test_lightning_missing_metric_names_the_keys_present(protocol: tuple[Path, P
         pl_fit(lightning.HpoCallback(monitor="val_acc"))
 
 
-@pytest.mark.timeout(240)
+def torchrun(script: str, out: Path) -> list[dict[str, Any]]:
+    """Runs tests/trainers/SCRIPT on two CPU processes; each rank's ``rank-R.json``. The
+    subprocess timeout is what fails a run whose ranks disagree and wait on each other."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               str(ROOT / "tests" / "trainers" / script), str(out)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads((out / f"rank-{r}.json").read_text()) for r in (0, 1)]
+
+
+@pytest.mark.timeout(180)
 def test_lightning_ddp_one_line_per_validation_and_all_ranks_stop(tmp_path: Path, protocol: tuple[Path, Path]) -> None:
     """Two processes under torchrun. Only rank 1's stop file appears (after the first
     validation), so rank 0 stops at the second validation only if the ranks agree; were they
     not to, rank 0 would train on alone and fail at its next collective once rank 1 exits."""
     metrics, stop = protocol
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               str(ROOT / "tests" / "trainers" / "lightning_ddp.py"), str(tmp_path)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=200)
-    assert done.returncode == 0, done.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    ranks = torchrun("lightning_ddp.py", tmp_path)
     assert [r["global_step"] for r in ranks] == [4, 4], "both ranks stopped at the second validation"
     assert [line["budget"] for line in lines(metrics)] == [2.0, 4.0], "rank 0 alone wrote, once a validation"
+    assert not stop.exists() and (tmp_path / "stop-rank-1").exists()
+
+
+@pytest.mark.timeout(180)
+def test_hf_ddp_one_line_per_evaluation_and_all_ranks_stop(tmp_path: Path, protocol: tuple[Path, Path]) -> None:
+    """As the Lightning DDP test: only rank 1 sees a stop file; without the callback's
+    all-reduce rank 0 would train on and wait for rank 1 at its next step's gradients."""
+    metrics, stop = protocol
+    ranks = torchrun("hf_ddp.py", tmp_path)
+    assert [(r["global_step"], r["world"]) for r in ranks] == [(4, 2), (4, 2)]
+    assert [(line["budget"], line["step"]) for line in lines(metrics)] == [(2.0, 2), (4.0, 4)]
     assert not stop.exists() and (tmp_path / "stop-rank-1").exists()
