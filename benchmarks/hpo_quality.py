@@ -298,7 +298,7 @@ def ray_init() -> None:
 def run_ray(
     method: str, problem: Problem, budget: float, seed: int, storage: str
 ) -> dict[str, Any]:
-    global _RAY_RECORDER
+    global _RAY_RECORDER  # noqa: PLW0603 - one recorder actor per process, made on first use
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -486,7 +486,10 @@ def curve(run: dict[str, Any], grid: np.ndarray) -> np.ndarray:
 def quantiles(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     finite = np.where(np.isinf(values), BIG, values)
     q25, q50, q75 = np.percentile(finite, [25, 50, 75], axis=axis)
-    unmap = lambda a: np.where(a >= BIG * 1e-10, math.inf, a)
+
+    def unmap(a: np.ndarray) -> np.ndarray:
+        return np.where(a >= BIG * 1e-10, math.inf, a)
+
     return unmap(q25), unmap(q50), unmap(q75)
 
 
@@ -848,12 +851,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
 
     pool_methods = [m for m in methods if m not in RAY_METHODS]
-    heavy = lambda j: (
-        j[1].startswith("counting-ones-32"),
-        j[1].startswith("counting"),
-        "asha" in j[0] or "async" in j[0],
-        j[0] in ("bo", "bohb"),
-    )
+
+    def heavy(j: tuple[Any, ...]) -> tuple[bool, ...]:
+        """The longest jobs first, so the pool's last minutes are not one long job alone."""
+        return (
+            j[1].startswith("counting-ones-32"),
+            j[1].startswith("counting"),
+            "asha" in j[0] or "async" in j[0],
+            j[0] in ("bo", "bohb"),
+        )
+
     jobs = sorted(
         (
             (m, p, budgets[p], s, args.run_deadline)

@@ -412,7 +412,7 @@ def _worker(system: str, url: str, index: int, cycles: int, barrier: Any, result
         end = time.perf_counter()
         cycle.close()
         results.put(WorkerResult(latencies, start, end, cycle.retried_claims - warmup_retries))
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - a worker process hands any failure to the parent, which reports it
         barrier.abort()
         results.put(f"{system} worker {index}:\n{traceback.format_exc()}")
 
