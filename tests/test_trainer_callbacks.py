@@ -3,7 +3,8 @@
 Each test sets HPO_METRICS_FILE and HPO_STOP_FILE as a command objective's worker does, trains
 a tiny model, and reads back the lines the callback wrote. The stop file is created by a second
 callback after the first evaluation, as the worker creates it when the study prunes the trial.
-The DDP test runs Lightning under torchrun with two CPU processes (gloo).
+The DDP tests run each Trainer under torchrun with two CPU processes (gloo); the last test runs
+a Hugging Face script through ``hpo sweep run --command``, as a user would.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+import hpo
+from db.models import TrialState
 from hpo.integrations import huggingface, lightning
+from search_spaces import Fidelity, Float, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -236,6 +240,7 @@ def torchrun(script: str, out: Path) -> list[dict[str, Any]]:
     return [json.loads((out / f"rank-{r}.json").read_text()) for r in (0, 1)]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_lightning_ddp_one_line_per_validation_and_all_ranks_stop(tmp_path: Path, protocol: tuple[Path, Path]) -> None:
     """Two processes under torchrun. Only rank 1's stop file appears (after the first
@@ -248,6 +253,7 @@ def test_lightning_ddp_one_line_per_validation_and_all_ranks_stop(tmp_path: Path
     assert not stop.exists() and (tmp_path / "stop-rank-1").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_hf_ddp_one_line_per_evaluation_and_all_ranks_stop(tmp_path: Path, protocol: tuple[Path, Path]) -> None:
     """As the Lightning DDP test: only rank 1 sees a stop file; without the callback's
@@ -257,3 +263,30 @@ def test_hf_ddp_one_line_per_evaluation_and_all_ranks_stop(tmp_path: Path, proto
     assert [(r["global_step"], r["world"]) for r in ranks] == [(4, 2), (4, 2)]
     assert [(line["budget"], line["step"]) for line in lines(metrics)] == [(2.0, 2), (4.0, 4)]
     assert not stop.exists() and (tmp_path / "stop-rank-1").exists()
+
+
+# --- End to end -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_hf_script_as_a_command_objective_completes_with_its_eval_loss(tmp_path: Path) -> None:
+    """``hpo sweep run --command`` runs tests/trainers/hf_train.py; the trial is recorded with the
+    evaluations HpoCallback reported, and completes with the last one's eval_loss."""
+    url = f"sqlite:///{tmp_path / 'hf.db'}"
+    space = SearchSpace({"learning_rate": Float(0.01, 0.1, log=True)}, Fidelity("steps", 1, 6))
+    hpo.create_study("hf", url, search_space=space, algorithm="random")
+    script = ROOT / "tests" / "trainers" / "hf_train.py"
+    command = f"{sys.executable} {script} --lr {{learning_rate}} --steps {{budget}}"
+    done = subprocess.run(
+        ["hpo", "sweep", "run", "hf", "--storage", url, "--command", command, "--max-trials", "1", "--quiet",
+         "--output-root", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [trial] = hpo.load_study("hf", url).trials
+    assert trial.state is TrialState.COMPLETED, trial.error
+    written = lines(tmp_path / "runs" / "hpo-runs" / "hf" / f"trial-{trial.number}" / "metrics.jsonl")
+    assert [line["budget"] for line in written] == [2.0, 4.0, 6.0]
+    assert trial.intermediate_values == {line["budget"]: line["value"] for line in written}
+    assert trial.value == written[-1]["value"]
