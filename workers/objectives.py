@@ -23,7 +23,7 @@ from workers.problems import PROBLEMS, Problem
 if TYPE_CHECKING:
     from hpo.study import Study
 
-PROXY_MODELS = ("gpt", "mlp")
+PROXY_MODELS = ("gpt", "llama", "mlp")
 
 
 def builtin_objectives() -> dict[str, Callable[[Study | None], Objective]]:

@@ -1,6 +1,6 @@
 """Training a proxy to a budget and reporting held-out loss at every rung on the way.
 
-One loop for both proxies: AdamW (``MuAdamW`` under muP), warmup then cosine or
+One loop for every proxy: AdamW (``MuAdamW`` under muP), warmup then cosine or
 warmup-stable-decay, a batch of ``batch_size`` sequences (or examples) made of micro-batches
 of ``micro_batch_size`` with gradient accumulation, decoupled weight decay on matrices,
 gradient clipping, and one seed for the init and the data order, so a run on the CPU repeats
@@ -28,11 +28,14 @@ from torch.nn import functional as F
 from hpo.runner import Diverged
 from workers.proxies.data import TableData, TokenData, digits, load_tokens
 from workers.proxies.gpt import GPT, GPTConfig, build_gpt
+from workers.proxies.llama import Llama, LlamaConfig, build_llama
 from workers.proxies.mlp import MLPConfig, ResidualMLP, build_mlp
 from workers.proxies.parameterization import ProxyConfigError, make_optimizer
 from workers.proxies.schedules import SCHEDULES, lr_multiplier
 
-MODELS = ("gpt", "mlp")
+#: The proxies, and which of them are language models (token ids in, trained on ``data``).
+MODELS = ("gpt", "llama", "mlp")
+LANGUAGE_MODELS = ("gpt", "llama")
 BUDGET_UNITS = ("tokens", "steps")
 
 
@@ -89,12 +92,12 @@ class TrainResult:
     stopped_early: bool
 
 
-def split_config(model: str, config: Mapping[str, Any]) -> tuple[GPTConfig | MLPConfig, TrainSettings]:
+def split_config(model: str, config: Mapping[str, Any]) -> tuple[GPTConfig | LlamaConfig | MLPConfig, TrainSettings]:
     """A trial's flat configuration as the model's config and the training settings; a key
     neither knows is an error that lists the known ones (a typo would otherwise be ignored)."""
     if model not in MODELS:
         raise ProxyConfigError(f"unknown proxy model {model!r}; choose one of {', '.join(MODELS)}")
-    model_type = GPTConfig if model == "gpt" else MLPConfig
+    model_type: type[GPTConfig | LlamaConfig | MLPConfig] = {"gpt": GPTConfig, "llama": LlamaConfig, "mlp": MLPConfig}[model]
     model_keys = {f.name for f in fields(model_type)} - {"vocab_size", "in_features", "classes"}
     train_keys = {f.name for f in fields(TrainSettings)}
     if model == "mlp":
@@ -120,7 +123,7 @@ class _Task:
 
     units_per_sample: int = 1
 
-    def __init__(self, model: GPT | ResidualMLP) -> None:
+    def __init__(self, model: GPT | Llama | ResidualMLP) -> None:
         self.model = model
 
     def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,13 +134,13 @@ class _Task:
 
 
 class _LanguageTask(_Task):
-    def __init__(self, cfg: GPTConfig, settings: TrainSettings) -> None:
+    def __init__(self, cfg: GPTConfig | LlamaConfig, settings: TrainSettings) -> None:
         vocab = cfg.vocab_size if settings.data != "stdlib" else None
         data: TokenData = load_tokens(settings.data, vocab, settings.data_dtype)
         if cfg.vocab_size != data.vocab_size:
             cfg = replace(cfg, vocab_size=data.vocab_size)
         data.check(cfg.seq_len)
-        super().__init__(build_gpt(cfg))
+        super().__init__(build_gpt(cfg) if isinstance(cfg, GPTConfig) else build_llama(cfg))
         self.data, self.seq_len = data, cfg.seq_len
         self.units_per_sample = cfg.seq_len
         self._heldout = data.eval_batches(cfg.seq_len, settings.eval_sequences, 32)
@@ -181,7 +184,7 @@ def build_task(model: str, config: Mapping[str, Any]) -> tuple[_Task, TrainSetti
     """The model (seeded by the config's seed) and its data, ready to train."""
     model_cfg, settings = split_config(model, config)
     torch.manual_seed(settings.seed)
-    if isinstance(model_cfg, GPTConfig):
+    if isinstance(model_cfg, (GPTConfig, LlamaConfig)):
         return _LanguageTask(model_cfg, settings), settings
     return _ClassifierTask(model_cfg), settings
 
@@ -195,7 +198,7 @@ def train(
     report_at: Iterable[float] = (),
     report: Callable[[float, float], bool] | None = None,
 ) -> TrainResult:
-    """Train the ``model`` proxy (``gpt`` or ``mlp``) configured by ``config`` for ``budget``
+    """Train the ``model`` proxy (``gpt``, ``llama`` or ``mlp``) configured by ``config`` for ``budget``
     tokens or steps, reporting held-out loss at each budget in ``report_at`` (and at the end)."""
     if unit not in BUDGET_UNITS:
         raise ProxyConfigError(f"budget unit {unit!r} is not one of {', '.join(BUDGET_UNITS)}")
