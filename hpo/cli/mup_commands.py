@@ -1,7 +1,9 @@
-"""``hpo mup coord-check``: the muP coordinate check of a proxy, as a plot and a table."""
+"""``hpo mup coord-check``: the muP coordinate check of a proxy or of the user's own model
+(``--model module:build``), as a plot and a table."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -25,26 +27,40 @@ def _widths(text: str) -> list[int]:
 
 @mup_app.command("coord-check")
 def coord_check_command(
-    model: Annotated[str, typer.Option(help="Proxy model: gpt or mlp.")] = "gpt",
+    model: Annotated[
+        str, typer.Option(help="Proxy model (gpt, llama or mlp), or module:build, build(width) -> your nn.Module.")
+    ] = "gpt",
     widths: Annotated[str, typer.Option(help="Comma-separated widths.")] = "64,128,256,512",
-    param: Annotated[str, typer.Option(help="Parameterization: sp, mup or depth-mup.")] = "mup",
+    param: Annotated[str, typer.Option(help="Parameterization of a proxy: sp, mup or depth-mup.")] = "mup",
     lr: Annotated[float, typer.Option(help="AdamW learning rate (high enough to show SP's growth).")] = 1e-2,
     steps: Annotated[int, typer.Option(min=1, help="Training steps (step 0 is the init).")] = 4,
-    depth: Annotated[int, typer.Option(min=1, help="Blocks.")] = 2,
+    depth: Annotated[int, typer.Option(min=1, help="Blocks of a proxy.")] = 2,
+    base_width: Annotated[
+        int | None, typer.Option(min=1, help="Your model: set its muP base shapes relative to this width.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the init and the batches.")] = 0,
     out: Annotated[Path, typer.Option(help="Folder for the PNG and the CSV.")] = Path("coord_check"),
 ) -> None:
     """Train a few steps at each width; write activation RMS by layer, width and step (CSV), a
-    plot (PNG), and print the last step's table with each layer's growth with width."""
-    from workers.proxies.coord_check import FLAT_SLOPE, coord_check
+    plot (PNG), and print the last step's table with each layer's growth with width. Your own
+    model: ``--model module:build``, where the module defines ``build(width)`` (SP, or muP
+    with base shapes set; ``--base-width`` sets them) and ``batch(size, generator) -> (x, y)``."""
+    from workers.proxies.coord_check import FLAT_SLOPE, coord_check, coord_check_user
     from workers.proxies.parameterization import ProxyConfigError
 
     try:
-        check = coord_check(model, _widths(widths), param=param, lr=lr, steps=steps, depth=depth, seed=seed)
+        if ":" in model:
+            check = coord_check_user(model, _widths(widths), base_width=base_width, lr=lr, steps=steps, seed=seed)
+        elif base_width is not None:
+            raise CLIError("--base-width is for your own model (--model module:build); a proxy has base_width 64")
+        else:
+            check = coord_check(model, _widths(widths), param=param, lr=lr, steps=steps, depth=depth, seed=seed)
     except ProxyConfigError as exc:
         raise CLIError(str(exc)) from None
+    model, param = check.model, check.param
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"coord_check_{model}_{param}"
+    name = re.sub(r"[^\w-]", "_", model)  # a.b:build -> a_b_build: no dot for with_suffix to take
+    stem = out / f"coord_check_{name}_{param}"
     check.write_csv(stem.with_suffix(".csv"))
     check.plot(stem.with_suffix(".png"))
     last = check.steps - 1

@@ -11,8 +11,9 @@ own batches, a slope per layer to test against, and a table a CLI can print.
 from __future__ import annotations
 
 import csv
+import importlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +21,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from mup import MuAdamW
 from torch import nn
 
-from workers.proxies.parameterization import make_optimizer
-from workers.proxies.trainer import _loss, build_task, resolve_device
+from workers.proxies.base_shapes import set_mup_base_shapes
+from workers.proxies.parameterization import ProxyConfigError, make_optimizer
+from workers.proxies.trainer import LANGUAGE_MODELS, _loss, build_task, resolve_device
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+
+#: ``batch(size, generator) -> (x, y)``: a user model's data for the check.
+Batches = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 #: A layer whose RMS grows by less than this power of width counts as flat.
 FLAT_SLOPE = 0.25
@@ -129,36 +135,123 @@ def coord_check(
     check sees the numerics real training has; the batches are drawn on the CPU either way, so
     every device sees the same ones."""
     where = resolve_device(device)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if where.type == "cuda" else nullcontext
     rms: dict[tuple[int, int, str], float] = {}
     layers: tuple[str, ...] = ()
     for width in widths:
         config: dict[str, object] = {"width": width, "depth": depth, "param": param, "seed": seed, "batch_size": batch_size}
-        if model == "gpt":
+        if model in LANGUAGE_MODELS:
             config["seq_len"] = seq_len
         task, _ = build_task(model, config)
         net = task.model.to(where)
         optimizer = make_optimizer(net, net.cfg.scaling, lr=lr, weight_decay=0.0)
-        watched = _watched(net)
-        layers = tuple(watched)
-        seen: dict[str, float] = {}
-        hooks = [
-            module.register_forward_hook(lambda _m, _i, out, name=name, seen=seen: seen.__setitem__(name, _rms(out)))
-            for name, module in watched.items()
-        ]
-        generator = torch.Generator().manual_seed(seed)
+        layers = _record(width, net, _watched(net), optimizer, task.batch, steps, batch_size, seed, where, rms)
+    return CoordCheck(model, param, lr, tuple(widths), steps, layers, rms)
+
+
+def coord_check_user(
+    spec: str,
+    widths: Sequence[int],
+    *,
+    base_width: int | None = None,
+    lr: float = 1e-2,
+    steps: int = 4,
+    batch_size: int = 8,
+    seed: int = 0,
+    device: str = "cpu",
+) -> CoordCheck:
+    """The coordinate check of the user's model ``module:build``: ``build(width)`` returns the
+    model (in SP, or in muP with its base shapes set, e.g. by ``set_mup_base_shapes``; with
+    ``base_width`` the check sets them itself), and the module's ``batch(size, generator)``
+    returns ``(x, y)``; the loss is the cross-entropy of the output's last dimension against
+    ``y``. A model whose parameters all have base shapes trains with ``MuAdamW`` and counts as
+    muP, one without any with ``AdamW`` as SP. Watched: each top-level child module, or each
+    member instead of a top-level ``nn.ModuleList``."""
+    build, batch = load_user_model(spec)
+    where = resolve_device(device)
+    rms: dict[tuple[int, int, str], float] = {}
+    layers: tuple[str, ...] = ()
+    param = "sp"
+    for width in widths:
+        torch.manual_seed(seed)
+        net = build(width) if base_width is None else set_mup_base_shapes(build, width, base_width)
+        with_shapes = [hasattr(p, "infshape") for p in net.parameters()]
+        if any(with_shapes) and not all(with_shapes):
+            raise ProxyConfigError(f"{spec}({width}) has base shapes on some parameters only: set them on the whole model")
+        param = "mup" if all(with_shapes) else "sp"
+        net = net.to(where)
+        optimizer = MuAdamW(net.parameters(), lr=lr) if param == "mup" else torch.optim.AdamW(net.parameters(), lr=lr)
+        layers = _record(width, net, _user_watched(net), optimizer, batch, steps, batch_size, seed, where, rms)
+    return CoordCheck(spec, param, lr, tuple(widths), steps, layers, rms)
+
+
+def load_user_model(spec: str) -> tuple[Callable[[int], nn.Module], Batches]:
+    """``build`` and the module's ``batch`` from ``module:build``; one-line errors otherwise."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ProxyConfigError(f"a user model is module:function (build(width) -> nn.Module), got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - an import can fail in any way; each gets one line
+        raise ProxyConfigError(f"cannot import module {module_name!r} of model {spec!r}: {type(exc).__name__}: {exc}") from None
+    build, batch = getattr(module, attr, None), getattr(module, "batch", None)
+    if not callable(build):
+        raise ProxyConfigError(f"module {module_name!r} has no function {attr!r} (model {spec!r})")
+    if not callable(batch):
+        raise ProxyConfigError(f"module {module_name!r} has no batch(size, generator) -> (x, y) for the check's data")
+    return build, batch
+
+
+def _user_watched(model: nn.Module) -> dict[str, nn.Module]:
+    watched: dict[str, nn.Module] = {}
+    for name, child in model.named_children():
+        if isinstance(child, nn.ModuleList):
+            watched.update((f"{name}.{i}", member) for i, member in enumerate(child))
+        else:
+            watched[name] = child
+    return watched
+
+
+def _record(
+    width: int,
+    net: nn.Module,
+    watched: dict[str, nn.Module],
+    optimizer: torch.optim.Optimizer,
+    batch: Batches,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    where: torch.device,
+    rms: dict[tuple[int, int, str], float],
+) -> tuple[str, ...]:
+    """Train ``net`` ``steps`` steps, writing each watched layer's output RMS before each step
+    into ``rms``; the layers whose outputs are tensors, in order."""
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if where.type == "cuda" else nullcontext
+    seen: dict[str, float] = {}
+
+    def hook(name: str) -> Callable[[nn.Module, object, object], None]:
+        def record(_module: nn.Module, _inputs: object, out: object) -> None:
+            if isinstance(out, torch.Tensor):
+                seen[name] = _rms(out)
+
+        return record
+
+    hooks = [module.register_forward_hook(hook(name)) for name, module in watched.items()]
+    generator = torch.Generator().manual_seed(seed)
+    try:
         for t in range(steps):
-            x, y = task.batch(batch_size, generator)
+            x, y = batch(batch_size, generator)
+            seen.clear()
             with autocast():
                 loss = _loss(net(x.to(where)), y.to(where))
-            for name in layers:
-                rms[width, t, name] = seen[name]
+            for name, value in seen.items():
+                rms[width, t, name] = value
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        for hook in hooks:
-            hook.remove()
-    return CoordCheck(model, param, lr, tuple(widths), steps, layers, rms)
+    finally:
+        for handle in hooks:
+            handle.remove()
+    return tuple(name for name in watched if name in seen)
 
 
 def _rms(out: torch.Tensor) -> float:
