@@ -1,4 +1,4 @@
-"""The proxies as sweep objectives: ``proxy:gpt`` and ``proxy:mlp``.
+"""The proxies as sweep objectives: ``proxy:gpt``, ``proxy:llama`` and ``proxy:mlp``.
 
 The objective reads the study it serves once, when the worker resolves it: the space's
 fidelity says whether the budget is in tokens or steps, and the Hyperband rungs of that
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from hpo.algorithms.hyperband import rung_budgets
 from hpo.runner import Objective, Report
 from workers.errors import ObjectiveError
-from workers.proxies.trainer import BUDGET_UNITS, train
+from workers.proxies.trainer import BUDGET_UNITS, LANGUAGE_MODELS, train
 
 if TYPE_CHECKING:
     from hpo.study import Study
@@ -25,7 +25,7 @@ DEFAULT_ETA = 3.0
 
 
 def proxy_objective(model: str, study: Study | None = None) -> Objective:
-    """The ``model`` proxy (``gpt`` or ``mlp``) as an objective for ``study``'s trials."""
+    """The ``model`` proxy (``gpt``, ``llama`` or ``mlp``) as an objective for ``study``'s trials."""
     space = None if study is None else study.search_space
     fidelity = None if space is None else space.fidelity
     if fidelity is not None and fidelity.name not in BUDGET_UNITS:
@@ -33,7 +33,7 @@ def proxy_objective(model: str, study: Study | None = None) -> Objective:
             f"proxy:{model} trains to a budget in {' or '.join(BUDGET_UNITS)}; study "
             f"{study.name!r} declares its fidelity as {fidelity.name!r}"  # type: ignore[union-attr]
         )
-    unit = fidelity.name if fidelity is not None else ("tokens" if model == "gpt" else "steps")
+    unit = fidelity.name if fidelity is not None else ("tokens" if model in LANGUAGE_MODELS else "steps")
     rungs: list[float] = []
     if fidelity is not None:
         eta = float((study.record.algorithm_settings if study is not None else {}).get("eta", DEFAULT_ETA))
