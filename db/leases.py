@@ -30,7 +30,7 @@ from db.statements import (
 )
 
 #: Trial attrs the search algorithms write; an objective's own facts may not overwrite them.
-_ALGORITHM_ATTRS = frozenset({"bracket", "rung", "s", "parent", "kind", "target", "mutant"})
+ALGORITHM_ATTRS = frozenset({"bracket", "rung", "s", "parent", "kind", "target", "mutant"})
 
 
 def _storable(value: float | None) -> float | None:
@@ -179,7 +179,7 @@ class Leases(StoreBase):
             self._touch(conn, trial_id, worker_id, now)
             current = conn.execute(select(Trial.attrs).where(Trial.id == trial_id)).scalar_one() or {}
             new = json_safe(dict(attrs))
-            clash = sorted(k for k in new if k in current and current[k] != new[k] and k in _ALGORITHM_ATTRS)
+            clash = sorted(k for k in new if k in current and current[k] != new[k] and k in ALGORITHM_ATTRS)
             if clash:
                 raise ValueError(f"trial attrs {', '.join(clash)} belong to the search algorithm; use other names")
             conn.execute(update(Trial).where(Trial.id == trial_id).values(attrs={**current, **new}))

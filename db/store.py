@@ -5,6 +5,7 @@ assembled from parts with one job each:
 
 * :mod:`db.studies`: sweeps and studies (create, read, list, stop, delete);
 * :mod:`db.leases`: trials queued, handed to a worker, reported on while held, finished;
+* :mod:`db.added`: finished trials added from outside (another tool's results, warm starts);
 * :mod:`db.recovery`: the trials of silent or dead workers, re-queued or failed;
 * :mod:`db.history`: reads of trials, and :class:`HistoryCache` for incremental ones;
 * :mod:`db.fits`: stored scaling fits;
@@ -16,6 +17,7 @@ This module is the public face: import ``Store``, ``open_store`` and the records
 
 from __future__ import annotations
 
+from db.added import AddedTrial, AddedTrials
 from db.connections import utcnow
 from db.engine import resolve_url
 from db.fits import Fits
@@ -27,6 +29,7 @@ from db.studies import Studies
 
 __all__ = [
     "STOPPED_TAG",
+    "AddedTrial",
     "HistoryCache",
     "NewTrial",
     "Recovery",
@@ -38,7 +41,7 @@ __all__ = [
 ]
 
 
-class Store(Studies, Leases, Recoveries, TrialReads, Fits):
+class Store(Studies, AddedTrials, Leases, Recoveries, TrialReads, Fits):
     """The study store on the database named by one URL (SQLite file or PostgreSQL).
 
     Opening a store checks the schema revision and upgrades a database that has none. Use
@@ -54,6 +57,10 @@ class Store(Studies, Leases, Recoveries, TrialReads, Fits):
     **Trial numbers** are dense per study: 0, 1, 2, ... in the order trials were created, with
     no gaps, because a number is allocated from the study's counter in the transaction that
     inserts the trial and is rolled back with it. A trial keeps its number when it is re-queued.
+
+    **Added trials** (:meth:`add_trials`) are finished when inserted: numbered as enqueued
+    ones are, never held (``worker_id`` None, ``attempts`` 0), created and finished at once.
+    The algorithms read them as any finished trial; they carry no bracket or rung.
 
     **Claiming is atomic** on both backends: no trial is handed to two workers. On PostgreSQL
     the candidate row is locked ``FOR UPDATE SKIP LOCKED``, so concurrent claimers take
