@@ -2,11 +2,11 @@
 
 A spec is ``module:function`` (any importable module; the function is called as
 ``objective(config, budget, report) -> float``) or the name of a built-in objective: a
-synthetic benchmark problem, or a muP proxy (``proxy:gpt``, ``proxy:mlp``), which reads the
-study it serves (its fidelity's unit and rungs). The
-driver resolves the spec once before starting any worker, so a typo is a one-line error and
-not a cluster of crashed actors; each worker then resolves it again in its own process, so
-only the string crosses the wire and the objective's module is imported where it runs.
+synthetic benchmark problem, or a muP proxy (``proxy:gpt``, ``proxy:llama``, ``proxy:mlp``),
+which reads the study it serves (its fidelity's unit and rungs). The driver resolves the spec
+once before starting any worker, so a typo is a one-line error and not a cluster of crashed
+actors; each worker then resolves it again in its own process, so only the string crosses the
+wire and the objective's module is imported where it runs.
 """
 
 from __future__ import annotations
