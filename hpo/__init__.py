@@ -22,8 +22,10 @@ from db.errors import (
 )
 from db.models import Direction, TrialState
 from db.records import FrozenTrial, StudySettings
+from db.store import AddedTrial
 from hpo.algorithms import ALGORITHMS, AlgorithmError
 from hpo.heartbeat import Heartbeat
+from hpo.importing import warm_start
 from hpo.runner import Diverged, optimize
 from hpo.study import (
     Study,
@@ -37,6 +39,7 @@ from hpo.trial import HeldTrial
 
 __all__ = [
     "ALGORITHMS",
+    "AddedTrial",
     "AlgorithmError",
     "Direction",
     "Diverged",
@@ -59,4 +62,5 @@ __all__ = [
     "list_studies",
     "load_study",
     "optimize",
+    "warm_start",
 ]

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from db.errors import DuplicateStudyError, StoreError
+from db.leases import ALGORITHM_ATTRS
 from db.models import Direction, TrialState
 from db.records import FrozenTrial, StudyRecord, StudySettings
-from db.store import STOPPED_TAG, HistoryCache, NewTrial, Recovery, Store, StudySummary, open_store
+from db.store import STOPPED_TAG, AddedTrial, HistoryCache, NewTrial, Recovery, Store, StudySummary, open_store
 from hpo.algorithms import Algorithm, History, algorithm_class, make_algorithm
 from hpo.trial import HeldTrial
 from search_spaces import SearchSpace, config_hash
@@ -160,6 +161,55 @@ class Study:
             if budget is None and space.fidelity is not None:
                 budget = space.fidelity.max
         return self._store.enqueue(self.id, params, budget=budget, attrs=attrs, config_hashes=hashes)
+
+    def add_trial(
+        self,
+        params: Mapping[str, Any],
+        value: float | None,
+        *,
+        budget: float | None = None,
+        state: TrialState = TrialState.COMPLETED,
+        attrs: Mapping[str, Any] | None = None,
+        intermediate_values: Mapping[float, float] | None = None,
+    ) -> int:
+        """Add a finished trial run elsewhere (Optuna's ``add_trial``); returns its number.
+
+        The study's algorithm learns from it as from any finished trial. ``value`` is in the
+        study's direction; a completed trial needs a finite one, a failed or pruned one may
+        have None. See :meth:`add_trials` for the checks.
+        """
+        trial = AddedTrial(params, value, budget, state, dict(attrs or {}), dict(intermediate_values or {}))
+        return self.add_trials([trial])[0]
+
+    def add_trials(self, trials: Sequence[AddedTrial]) -> list[int]:
+        """Add many finished trials in one transaction; returns their numbers.
+
+        With a search space, each configuration is validated (and normalised) against it and
+        its budget must lie in the fidelity's range (default: the maximum). Every added trial
+        carries ``attrs["kind"] == "added"`` and none of the algorithms' bracket bookkeeping,
+        so multi-fidelity algorithms learn from it without counting it in a bracket.
+        """
+        return self._store.add_trials(self.id, [self._checked(t) for t in trials])
+
+    def _checked(self, trial: AddedTrial) -> AddedTrial:
+        clash = sorted(set(trial.attrs) & ALGORITHM_ATTRS)  # an added trial ran in no bracket
+        if clash:
+            raise ValueError(f"an added trial may not carry the algorithms' attrs {', '.join(clash)}; use other names")
+        attrs = {**trial.attrs, "kind": "added"}
+        space = self.search_space
+        if space is None:
+            return replace(trial, attrs=attrs, config_hash=config_hash(dict(trial.params)))
+        params = space.validate_config(trial.params, source=f"study {self.name!r}")
+        budget = trial.budget
+        if space.fidelity is not None:
+            fidelity = space.fidelity
+            budget = fidelity.max if budget is None else float(budget)
+            if not fidelity.min <= budget <= fidelity.max:
+                raise ValueError(
+                    f"budget {budget:g} is outside study {self.name!r}'s fidelity {fidelity}; "
+                    f"give a {fidelity.name} in [{fidelity.min:g}, {fidelity.max:g}]"
+                )
+        return replace(trial, params=params, budget=budget, attrs=attrs, config_hash=config_hash(params))
 
     # --------------------------------------------------- handing out trials
 

@@ -1,4 +1,4 @@
-"""``hpo study``: create, list, show, delete and export studies."""
+"""``hpo study``: create (optionally warm-started), list, show, delete, export and import studies."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from db.records import StudySettings
 from hpo.cli.errors import CLIError
 from hpo.cli.options import StorageOption, console, parse_key_values
 from hpo.cli.spaces_commands import resolve_space
+from hpo.importing import import_file
+from hpo.importing import warm_start as hpo_warm_start
 from hpo.study import create_study, delete_study, list_studies, load_study
 from search_spaces import SearchSpace
 
@@ -48,8 +50,11 @@ def create_command(
     heartbeat_timeout: Annotated[float, typer.Option(help="Seconds without a heartbeat before a running trial is re-queued.")] = DEFAULTS.heartbeat_timeout,
     max_retries: Annotated[int, typer.Option(help="Times a lost trial is re-queued before it is marked failed.")] = DEFAULTS.max_retries,
     load_if_exists: Annotated[bool, typer.Option("--load-if-exists", help="Succeed quietly if the study exists.")] = False,
+    warm_start: Annotated[str | None, typer.Option(help="Run an earlier study's best configurations first (their results stay there).")] = None,
+    warm_start_top: Annotated[int, typer.Option(min=1, help="How many of the --warm-start study's best configurations to run first.")] = 3,
 ) -> None:
     """Create a study."""
+    old = load_study(warm_start, storage) if warm_start else None  # an unknown name fails before creating
     study = create_study(
         name,
         storage,
@@ -65,6 +70,9 @@ def create_command(
         load_if_exists=load_if_exists,
     )
     console.print(f"study [bold]{study.name}[/] in {study.store.display_url}")
+    if old is not None and not any(study.counts().values()):  # with --load-if-exists, once
+        numbers = hpo_warm_start(study, old, top=warm_start_top)
+        console.print(f"queued {len(numbers)} best configurations of {old.name!r} to run first")
 
 
 @study_app.command("list")
@@ -182,6 +190,18 @@ def export_command(
     except OSError as exc:
         raise CLIError(f"cannot write {str(output)!r}: {exc.strerror}") from None
     console.print(f"wrote {len(study.trials)} trials of {name!r} to {output}")
+
+
+@study_app.command("import")
+def import_command(
+    name: NameArg,
+    file: Annotated[Path, typer.Argument(help="A trials CSV or JSON: hpo study export's, Optuna's trials_dataframe CSV, or a list of {params, value, budget}.", show_default=False)],
+    storage: StorageOption = None,
+) -> None:
+    """Add the finished trials of a file to a study, for its algorithm to learn from."""
+    study = load_study(name, storage)
+    numbers = import_file(study, file)
+    console.print(f"added {len(numbers)} finished trials from {file} to {name!r}")
 
 
 def _fmt(value: object) -> str:
