@@ -225,6 +225,9 @@ def test_create_with_warm_start_runs_the_old_best_first(storage_url: str, tmp_pa
     assert all(t is not None and t.budget == 81 for t in claimed[:3])
     assert claimed[3] is not None and "bracket" in claimed[3].attrs  # then the algorithm's own
     assert [t.value for t in new.trials] == [None] * 4  # configurations moved, not results
+    again = hpo("study", "create", "w128", "--storage", storage_url, "--load-if-exists", "--warm-start", "w64")
+    assert again.returncode == 0 and "queued" not in again.stdout  # every worker may run it: queued once
+    assert len(new.trials) == 4
 
     assert_one_line_error(
         hpo("study", "create", "w256", "--storage", storage_url, "--warm-start", "nope"), "nope"
