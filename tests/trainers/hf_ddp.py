@@ -58,3 +58,8 @@ callbacks = [HpoCallback(), StopRankOneAfterFirstEvaluation()]
 trainer = Trainer(model=Regressor(), args=args, train_dataset=Rows(), eval_dataset=Rows(), callbacks=callbacks)
 trainer.train()
 (out / f"rank-{rank}.json").write_text(json.dumps({"global_step": trainer.state.global_step, "world": args.world_size}))
+# Leave the process group before exiting: a gloo group left to the interpreter's teardown
+# aborts the process now and then ("terminate called without an active exception").
+if torch.distributed.is_initialized():
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()

@@ -56,3 +56,8 @@ trainer = pl.Trainer(
 )
 trainer.fit(Regressor(), DataLoader(data, batch_size=8), DataLoader(data, batch_size=8))
 (out / f"rank-{rank}.json").write_text(json.dumps({"global_step": trainer.global_step}))
+# Leave the process group before exiting: a gloo group left to the interpreter's teardown
+# aborts the process now and then ("terminate called without an active exception").
+if torch.distributed.is_initialized():
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
