@@ -58,8 +58,12 @@ callbacks = [HpoCallback(), StopRankOneAfterFirstEvaluation()]
 trainer = Trainer(model=Regressor(), args=args, train_dataset=Rows(), eval_dataset=Rows(), callbacks=callbacks)
 trainer.train()
 (out / f"rank-{rank}.json").write_text(json.dumps({"global_step": trainer.state.global_step, "world": args.world_size}))
-# Leave the process group before exiting: a gloo group left to the interpreter's teardown
-# aborts the process now and then ("terminate called without an active exception").
+# torch's gloo backend now and then aborts a rank in the interpreter's teardown ("terminate
+# called without an active exception"), after all the work is done: leave the group, then
+# leave without the teardown.
 if torch.distributed.is_initialized():
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
